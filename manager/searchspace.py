@@ -53,12 +53,12 @@ def generate_search_space(
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired:
-            raise SearchSpaceError(f"ss_gen: '{trial_command}' did not finish within {timeout:.0f} s") from None
+            raise SearchSpaceError(
+                f"ss_gen: '{trial_command}' did not finish within {timeout:.0f} s"
+            ) from None
         tail = _tail(proc.stderr)
         if proc.returncode != 0:
-            raise SearchSpaceError(
-                f"ss_gen: '{trial_command}' failed with exit code {proc.returncode}{tail}"
-            )
+            raise SearchSpaceError(f"ss_gen: '{trial_command}' failed with exit code {proc.returncode}{tail}")
         if not target.is_file():
             raise SearchSpaceError(
                 f"ss_gen: '{trial_command}' exited 0 but wrote no search space; does it call "

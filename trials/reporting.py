@@ -40,7 +40,11 @@ def coerce_metric(value: Any, what: str = "metric") -> float | dict[str, Any]:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{what}: dict keys must be strings, got {type(key).__name__}")
-            out[key] = item if isinstance(item, str) and key != "default" else coerce_metric(item, f"{what}[{key!r}]")
+            out[key] = (
+                item
+                if isinstance(item, str) and key != "default"
+                else coerce_metric(item, f"{what}[{key!r}]")
+            )
         return out
     if isinstance(value, bool):
         raise TypeError(f"{what}: expected a number, got bool")
@@ -77,6 +81,7 @@ class _Channel:
     def __init__(self) -> None:
         self.sequence = 0
         self._fd: int | None = None
+        self._fd_path: Path | None = None
 
     def _path(self) -> Path | None:
         trial_dir = os.environ.get(env.TRIAL_DIR)
@@ -90,8 +95,11 @@ class _Channel:
             label = "intermediate result" if kind == PERIODICAL else "final result"
             print(f"[nasctl] {label}: {_show(value)}", file=sys.stderr, flush=True)
         else:
-            if self._fd is None:
+            if self._fd_path != path:  # first record, or the environment moved us (tests do)
+                if self._fd is not None:
+                    os.close(self._fd)
                 self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._fd_path = path
             line = (json.dumps(record, allow_nan=True) + "\n").encode()
             os.write(self._fd, line)
             if kind == FINAL:
@@ -109,8 +117,7 @@ def _show(value: Any) -> str:
 
 
 _channel = _Channel()
-_parameters: dict[str, Any] | None = None
-_parameter_id: int | None = None
+_parameters: dict[str, dict[str, Any]] = {}  # source (file or "") -> parameters, read once
 
 
 def report_intermediate_result(metric: Any) -> None:
@@ -128,7 +135,9 @@ def load_parameter_file(path: str | Path) -> dict[str, Any]:
     try:
         packed = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise RuntimeError(f"{env.PARAMETER_FILE}={path}: cannot read parameter file ({exc.strerror})") from None
+        raise RuntimeError(
+            f"{env.PARAMETER_FILE}={path}: cannot read parameter file ({exc.strerror})"
+        ) from None
     except json.JSONDecodeError as exc:
         raise RuntimeError(f"{env.PARAMETER_FILE}={path}: not valid JSON ({exc.msg})") from None
     if not isinstance(packed, dict) or not isinstance(packed.get("parameters"), dict):
@@ -142,24 +151,27 @@ def get_next_parameter() -> dict[str, Any]:
     Standalone (no experiment), returns the architecture file named by ``NASCTL_ARCHITECTURE``
     if set, else an empty dict, and says so on stderr.
     """
-    global _parameters, _parameter_id
-    if _parameters is not None:
-        return dict(_parameters)
-    path = os.environ.get(env.PARAMETER_FILE)
-    if path:
-        packed = load_parameter_file(path)
-        _parameters, _parameter_id = packed["parameters"], packed.get("parameter_id")
-    elif os.environ.get(env.ARCHITECTURE):
-        arch_path = os.environ[env.ARCHITECTURE]
-        try:
-            _parameters = json.loads(Path(arch_path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RuntimeError(f"{env.ARCHITECTURE}={arch_path}: cannot read architecture ({exc})") from None
-        print(f"[nasctl] standalone: parameters from {arch_path}", file=sys.stderr)
-    else:
-        _parameters = {}
-        print("[nasctl] standalone: no experiment, no parameters", file=sys.stderr)
-    return dict(_parameters)
+    path = os.environ.get(env.PARAMETER_FILE) or ""
+    arch_path = os.environ.get(env.ARCHITECTURE) or ""
+    source = path or arch_path
+    if source not in _parameters:
+        if path:
+            _parameters[source] = load_parameter_file(path)["parameters"]
+        elif arch_path:
+            try:
+                loaded = json.loads(Path(arch_path).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise RuntimeError(
+                    f"{env.ARCHITECTURE}={arch_path}: cannot read architecture ({exc})"
+                ) from None
+            if not isinstance(loaded, dict):
+                raise RuntimeError(f"{env.ARCHITECTURE}={arch_path}: expected a JSON object")
+            _parameters[source] = loaded
+            print(f"[nasctl] standalone: parameters from {arch_path}", file=sys.stderr)
+        else:
+            _parameters[source] = {}
+            print("[nasctl] standalone: no experiment, so no parameters", file=sys.stderr)
+    return dict(_parameters[source])
 
 
 def get_experiment_id() -> str:

@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from trials.errors import ArchitectureError, SearchSpaceError, did_you_mean
 
@@ -65,7 +65,10 @@ class InputChoiceSpec:
     n_chosen: int | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"_type": INPUT_CHOICE, "_value": {"candidates": list(self.candidates), "n_chosen": self.n_chosen}}
+        return {
+            "_type": INPUT_CHOICE,
+            "_value": {"candidates": list(self.candidates), "n_chosen": self.n_chosen},
+        }
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class HyperParameterSpec:
         return {"_type": self.type, "_value": list(self.args)}
 
 
-ChoiceSpec = Union[LayerChoiceSpec, InputChoiceSpec, HyperParameterSpec]
+ChoiceSpec = LayerChoiceSpec | InputChoiceSpec | HyperParameterSpec
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class InputDecision:
         return {"_value": list(self.names), "_idx": list(self.indices)}
 
 
-Decision = Union[LayerDecision, InputDecision, Any]
+Decision = LayerDecision | InputDecision | Any
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,7 @@ class SearchSpace:
             text = path.read_text()
         except OSError as exc:
             raise SearchSpaceError(f"{path}: cannot read search space file ({exc.strerror})") from None
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SearchSpaceError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-        return cls.from_json(obj, source=str(path))
+        return cls.from_json(loads_strict(text, str(path), SearchSpaceError), source=str(path))
 
     def to_json(self) -> dict[str, Any]:
         return {choice.key: choice.to_json() for choice in self.choices}
@@ -220,6 +219,23 @@ class SearchSpace:
             else:
                 decisions[choice.key] = _default_hyperparameter(choice)
         return decisions
+
+
+def loads_strict(text: str, source: str, error: type[ValueError]) -> Any:
+    """``json.loads`` that refuses an object with a key twice (plain JSON keeps the last silently)."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise error(f"{source}: key '{key}' appears twice")
+            seen[key] = value
+        return seen
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise error(f"{source}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
 def architecture_to_json(decisions: Mapping[str, Decision]) -> dict[str, Any]:
@@ -282,7 +298,9 @@ def _parse_input_choice(key: str, value: Any, where: str) -> InputChoiceSpec:
         raise SearchSpaceError(f"{where}: _value must be an object with candidates and n_chosen")
     extra = [k for k in value if k not in ("candidates", "n_chosen")]
     if extra:
-        raise SearchSpaceError(f"{where}: unknown field '{extra[0]}' in _value; allowed are candidates, n_chosen")
+        raise SearchSpaceError(
+            f"{where}: unknown field '{extra[0]}' in _value; allowed are candidates, n_chosen"
+        )
     candidates = _candidate_names(value.get("candidates"), f"{where}: candidates")
     n_chosen = value.get("n_chosen")
     if n_chosen is not None and (
@@ -400,11 +418,12 @@ def _input_decision(choice: InputChoiceSpec, idx: Any, names: Any, where: str) -
     indices = [_lookup(choice, item, where) for item in (idx if idx is not None else names)]
     if len(set(indices)) != len(indices):
         raise ArchitectureError(f"{where}: a candidate is chosen twice in {indices}")
-    if idx is not None and names is not None:
-        if len(names) != len(indices) or any(choice.candidates[i] != v for i, v in zip(indices, names)):
-            raise ArchitectureError(f"{where}: _idx {indices} does not match _value {names}")
+    if names is not None and idx is not None and [choice.candidates[i] for i in indices] != list(names):
+        raise ArchitectureError(f"{where}: _idx {indices} does not match _value {names}")
     if choice.n_chosen is not None and len(indices) != choice.n_chosen:
-        raise ArchitectureError(f"{where}: must choose exactly {choice.n_chosen} input(s), got {len(indices)}")
+        raise ArchitectureError(
+            f"{where}: must choose exactly {choice.n_chosen} input(s), got {len(indices)}"
+        )
     return InputDecision(tuple(indices), tuple(choice.candidates[i] for i in indices))
 
 
@@ -415,10 +434,16 @@ def _check_hyperparameter(choice: HyperParameterSpec, value: Any, where: str) ->
         return value
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise ArchitectureError(f"{where}: {choice.type} takes a number, got {_kind(value)}")
-    if choice.type == "randint" and not (float(value).is_integer() and choice.args[0] <= value < choice.args[1]):
-        raise ArchitectureError(f"{where}: randint takes a whole number in [{choice.args[0]}, {choice.args[1]})")
+    if choice.type == "randint" and not (
+        float(value).is_integer() and choice.args[0] <= value < choice.args[1]
+    ):
+        raise ArchitectureError(
+            f"{where}: randint takes a whole number in [{choice.args[0]}, {choice.args[1]})"
+        )
     if choice.type in ("uniform", "quniform", "loguniform", "qloguniform") and not (
         choice.args[0] <= value <= choice.args[1]
     ):
-        raise ArchitectureError(f"{where}: {choice.type} takes a number in [{choice.args[0]}, {choice.args[1]}]")
+        raise ArchitectureError(
+            f"{where}: {choice.type} takes a number in [{choice.args[0]}, {choice.args[1]}]"
+        )
     return value

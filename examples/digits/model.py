@@ -1,0 +1,115 @@
+"""A small CNN on scikit-learn's digits whose layers are left open for NAS.
+
+Run it three ways:
+
+    python model.py                                  # standalone: first candidates, trains, prints accuracy
+    nasctl ss_gen --trial-command "python model.py"  # writes the search space and exits
+    nasctl create --config ../../configs/digits-random.yaml   # one trial per architecture
+
+Open decisions: ``conv1``, ``conv2``, ``conv3`` (which operation) and ``skip`` (whether a
+residual connection carries conv1's output around conv2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import OrderedDict
+
+import torch
+from data import accuracy, load_splits, train_epoch
+from torch import nn
+
+import trials
+from trials.nas import InputChoice, LayerChoice, get_and_apply_next_architecture
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int, dilation: int = 1, groups: int = 1) -> nn.Module:
+    padding = dilation * (kernel - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, padding=padding, dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    )
+
+
+def sep_conv(channels: int, kernel: int) -> nn.Module:
+    """Depthwise then pointwise: a fraction of a full convolution's parameters."""
+    return nn.Sequential(conv_bn(channels, channels, kernel, groups=channels), conv_bn(channels, channels, 1))
+
+
+class DigitsNet(nn.Module):
+    def __init__(self, channels: int = 16) -> None:
+        super().__init__()
+        c = channels
+        self.stem = conv_bn(1, c, 3)
+        self.conv1 = LayerChoice(
+            OrderedDict(
+                conv3x3=conv_bn(c, c, 3),
+                conv5x5=conv_bn(c, c, 5),
+                sepconv3x3=sep_conv(c, 3),
+                maxpool3x3=nn.MaxPool2d(3, stride=1, padding=1),
+            ),
+            key="conv1",
+        )
+        self.conv2 = LayerChoice(
+            OrderedDict(
+                conv3x3=conv_bn(c, c, 3),
+                conv5x5=conv_bn(c, c, 5),
+                dilconv3x3=conv_bn(c, c, 3, dilation=2),
+                identity=nn.Identity(),
+            ),
+            key="conv2",
+        )
+        # Any subset of the listed outputs (here: conv1's or nothing) is added after conv2.
+        self.skip = InputChoice(choose_from=["conv1"], n_chosen=None, key="skip")
+        self.pool = nn.MaxPool2d(2)
+        self.conv3 = LayerChoice(
+            OrderedDict(
+                conv3x3=conv_bn(c, 2 * c, 3),
+                sepconv3x3=nn.Sequential(sep_conv(c, 3), conv_bn(c, 2 * c, 1)),
+                conv1x1=conv_bn(c, 2 * c, 1),
+            ),
+            key="conv3",
+        )
+        self.head = nn.Linear(2 * c, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = self.conv1(self.stem(x))
+        x2 = self.conv2(x1)
+        residual = self.skip([x1])
+        if residual is not None:
+            x2 = x2 + residual
+        x3 = self.conv3(self.pool(x2))
+        return self.head(x3.mean(dim=(2, 3)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # trials run side by side; one core each is fastest overall
+    torch.manual_seed(args.seed)
+
+    model = DigitsNet()
+    arch = get_and_apply_next_architecture(model)  # under ss_gen this writes the space and exits
+    print("architecture:", {key: value["_value"] for key, value in arch.items()})
+
+    data = load_splits()
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    generator = torch.Generator().manual_seed(args.seed)
+    val_acc = 0.0
+    for epoch in range(1, args.epochs + 1):
+        loss = train_epoch(model, optimizer, *data["train"], generator)
+        val_acc = accuracy(model, *data["val"])
+        trials.report_intermediate_result(val_acc)
+        print(f"epoch {epoch}: loss {loss:.4f}, validation accuracy {val_acc:.4f}", flush=True)
+    trials.report_final_result(val_acc)
+    print(f"final validation accuracy: {val_acc:.4f}")
+
+
+if __name__ == "__main__":
+    main()

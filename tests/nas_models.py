@@ -1,0 +1,106 @@
+"""Annotated models shared by the SDK tests: the digits example and a model with nested scopes."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trials.nas import InputChoice, LayerChoice, MutableScope
+from trials.searchspace import InputChoiceSpec, LayerChoiceSpec, SearchSpace
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS_DIR = ROOT / "examples" / "digits"
+
+
+def digits_net() -> nn.Module:
+    """A fresh ``DigitsNet`` from the example folder (imported the way the example imports it)."""
+    if str(DIGITS_DIR) not in sys.path:
+        sys.path.insert(0, str(DIGITS_DIR))
+    from model import DigitsNet
+
+    return DigitsNet()
+
+
+def conv(channels: int, kernel: int) -> nn.Module:
+    return nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
+
+
+class Inner(MutableScope):
+    """A scope inside a scope, holding an auto-keyed choice."""
+
+    def __init__(self, key: str, channels: int) -> None:
+        super().__init__(key)
+        self.op = LayerChoice([conv(channels, 1), nn.Identity()])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+
+class Cell(MutableScope):
+    """Cells built with the same ``prefix`` share their decisions (their keys are equal)."""
+
+    def __init__(self, key: str, channels: int, prefix: str) -> None:
+        super().__init__(key)
+        self.op1 = LayerChoice(
+            {"conv3x3": conv(channels, 3), "conv5x5": conv(channels, 5), "identity": nn.Identity()},
+            key=f"{prefix}_op1",
+        )
+        self.op2 = LayerChoice([conv(channels, 3), nn.MaxPool2d(3, 1, 1)], key=f"{prefix}_op2")
+        self.inner = Inner(f"{prefix}_inner", channels)
+        self.mix = InputChoice(
+            choose_from=[self.op1.key, self.op2.key, self.inner.key],
+            n_chosen=2,
+            reduction="mean",
+            key=f"{prefix}_mix",
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.op1(x)
+        b = self.op2(a)
+        c = self.inner(b)
+        return self.mix([a, b, c])
+
+
+class ScopedNet(nn.Module):
+    def __init__(self, channels: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, channels, 3, padding=1)
+        self.cell1 = Cell("cell1", channels, prefix="shared")
+        self.cell2 = Cell("cell2", channels, prefix="shared")
+        self.cell3 = Cell("cell3", channels, prefix="own")
+        self.final = InputChoice(n_candidates=3, n_chosen=None)
+        self.head = nn.Linear(channels, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c1 = self.cell1(self.stem(x))
+        c2 = self.cell2(c1)
+        c3 = self.cell3(c2)
+        out = self.final([c1, c2, c3])
+        if out is None:
+            out = c3
+        return self.head(out.mean(dim=(2, 3)))
+
+
+def random_architecture(space: SearchSpace, rng: random.Random) -> dict[str, Any]:
+    """A uniformly drawn architecture in the full ``{_value, _idx}`` form."""
+    arch: dict[str, Any] = {}
+    for choice in space:
+        if isinstance(choice, LayerChoiceSpec):
+            i = rng.randrange(len(choice.candidates))
+            arch[choice.key] = {"_value": choice.candidates[i], "_idx": i}
+        else:
+            assert isinstance(choice, InputChoiceSpec)
+            n = len(choice.candidates)
+            k = rng.randint(0, n) if choice.n_chosen is None else choice.n_chosen
+            idx = sorted(rng.sample(range(n), k))
+            arch[choice.key] = {"_value": [choice.candidates[i] for i in idx], "_idx": idx}
+    return arch
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

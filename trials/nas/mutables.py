@@ -1,0 +1,292 @@
+"""The model API: ``LayerChoice``, ``InputChoice`` and ``MutableScope``.
+
+A mutable is an ordinary ``nn.Module`` that holds an open decision. It carries its decision
+itself, as a mask over its candidates (bool for a sampled architecture, float for weighted
+mixtures such as DARTS), so classic NAS and one-shot trainers drive the same modules. Calling
+a choice before any decision was applied raises an error that says how to apply one.
+
+Keys. A key given by the user is kept. A key left out gets an NNI-style name
+(``LayerChoice1``, ``InputChoice2``, ...), numbered per model in module-registration order
+when the model is parsed (:func:`trials.nas.model.parse_model`), so building a second model in
+the same process yields the same keys (NNI's process-wide counter does not). Until then an
+auto-keyed mutable carries a provisional key, which ``choose_from`` may already name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from trials.errors import MutableError
+
+REDUCTIONS = ("sum", "mean", "concat", "none")
+NO_KEY = ""
+
+_provisional = itertools.count(1)
+
+
+class Mutable(nn.Module):
+    """Base of everything that carries a key in a search space."""
+
+    def __init__(self, key: Any = None) -> None:
+        super().__init__()
+        if key is None:
+            self.auto_key = True
+            self.provisional_key = f"{type(self).__name__}@{next(_provisional)}"
+            self._key = self.provisional_key
+        else:
+            if not isinstance(key, str):
+                warnings.warn(
+                    f"{type(self).__name__} key {key!r} is not a string; using {str(key)!r}", stacklevel=3
+                )
+                key = str(key)
+            if not key:
+                raise MutableError(f"{type(self).__name__}: key must be a non-empty string")
+            self.auto_key = False
+            self.provisional_key = key
+            self._key = key
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    def extra_repr(self) -> str:
+        return f"key={self.key!r}"
+
+
+class MutableScope(Mutable):
+    """Groups the choices of one part of a model (a cell); its key may be named in ``choose_from``.
+
+    Subclass it like any module. Scopes never appear in the search space themselves.
+    """
+
+    def __init__(self, key: str) -> None:
+        if key is None:
+            raise MutableError("MutableScope needs a key")
+        super().__init__(key)
+
+
+def _reduce(outputs: list[Any], reduction: str) -> Any:
+    if reduction == "none":
+        return outputs
+    if not outputs:
+        return None
+    if len(outputs) == 1:
+        return outputs[0]
+    if reduction == "concat":
+        return torch.cat(outputs, dim=1)
+    total = outputs[0]
+    for out in outputs[1:]:
+        total = total + out
+    return total / len(outputs) if reduction == "mean" else total
+
+
+def _check_reduction(owner: str, reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise MutableError(f"{owner}: reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+
+
+class _Choice(Mutable):
+    """A decision over ``n`` candidates, held as a mask (see the module docstring)."""
+
+    def __init__(self, key: Any, reduction: str, return_mask: bool) -> None:
+        super().__init__(key)
+        _check_reduction(f"{type(self).__name__} {self.key!r}", reduction)
+        self.reduction = reduction
+        self.return_mask = return_mask
+        self._mask: torch.Tensor | None = None
+        self._active: list[int] = []
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def mask(self) -> torch.Tensor | None:
+        """The current decision: bool (chosen or not) or float (weight) per candidate."""
+        return self._mask
+
+    def set_mask(self, mask: torch.Tensor | Sequence[bool] | Sequence[float]) -> None:
+        """Apply a decision. Candidates with a zero (or False) entry are not run at all."""
+        if not isinstance(mask, torch.Tensor):
+            mask = torch.tensor(list(mask))
+        if mask.dim() != 1 or mask.numel() != len(self):
+            raise MutableError(
+                f"{type(self).__name__} {self.key!r}: mask needs {len(self)} entries, got shape {tuple(mask.shape)}"
+            )
+        self._mask = mask
+        self._active = [i for i, on in enumerate(mask.detach().cpu().tolist()) if on]
+
+    def set_chosen(self, indices: Sequence[int]) -> None:
+        """Apply a sampled decision given as candidate indices."""
+        mask = torch.zeros(len(self), dtype=torch.bool)
+        mask[list(indices)] = True
+        self.set_mask(mask)
+
+    def _require_mask(self) -> torch.Tensor:
+        if self._mask is None:
+            raise RuntimeError(
+                f"{type(self).__name__} {self.key!r} has no architecture yet: call "
+                "get_and_apply_next_architecture(model) or apply_fixed_architecture(model, arch) "
+                "before the forward pass"
+            )
+        return self._mask
+
+    def _weighted(self, index: int, output: Any) -> Any:
+        mask = self._mask
+        assert mask is not None
+        return output if mask.dtype == torch.bool else output * mask[index]
+
+    def _finish(self, outputs: list[Any]) -> Any:
+        out = _reduce(outputs, self.reduction)
+        return (out, self._mask) if self.return_mask else out
+
+
+class LayerChoice(_Choice):
+    """Choose one of several candidate modules (or, for one-shot trainers, a weighted mix).
+
+    ``op_candidates`` is a list (candidates named "0", "1", ...) or an (ordered) dict of
+    name -> module. Candidates are registered under their names, so a state dict reads
+    ``conv1.conv5x5.weight``.
+    """
+
+    def __init__(
+        self,
+        op_candidates: Sequence[nn.Module] | Mapping[str, nn.Module],
+        reduction: str = "sum",
+        return_mask: bool = False,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(key, reduction, return_mask)
+        where = f"LayerChoice {self.key!r}"
+        if isinstance(op_candidates, Mapping):
+            items = list(op_candidates.items())
+        elif isinstance(op_candidates, (list, tuple, nn.ModuleList)):
+            items = [(str(i), module) for i, module in enumerate(op_candidates)]
+        else:
+            raise TypeError(
+                f"{where}: op_candidates must be a list or a dict of modules, got {type(op_candidates).__name__}"
+            )
+        if not items:
+            raise MutableError(f"{where}: needs at least one candidate")
+        self.names: list[str] = []
+        for name, module in items:
+            self._add_candidate(where, name, module)
+
+    def _add_candidate(self, where: str, name: Any, module: Any) -> None:
+        if not isinstance(name, str) or not name or "." in name:
+            raise MutableError(f"{where}: candidate name {name!r} must be a non-empty string without '.'")
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"{where}: candidate {name!r} must be an nn.Module, got {type(module).__name__}")
+        if name in self.names:
+            raise MutableError(f"{where}: candidate name {name!r} appears twice")
+        if hasattr(self, name):
+            raise MutableError(f"{where}: candidate name {name!r} is reserved (an attribute of LayerChoice)")
+        for inner_name, inner in module.named_modules():
+            if isinstance(inner, _Choice):
+                raise MutableError(
+                    f"{where}: candidate {name!r} contains {type(inner).__name__} {inner.key!r}"
+                    f"{' at ' + inner_name if inner_name else ''}; nested choices are not supported"
+                )
+        self.add_module(name, module)
+        self.names.append(name)
+
+    @property
+    def candidates(self) -> list[nn.Module]:
+        return [self._modules[name] for name in self.names]  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[nn.Module]:
+        return iter(self.candidates)
+
+    def __getitem__(self, index: int | str) -> nn.Module:
+        if isinstance(index, str):
+            return self._modules[index]  # type: ignore[return-value]
+        return self.candidates[index]
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        self._require_mask()
+        candidates = self.candidates
+        return self._finish([self._weighted(i, candidates[i](*args, **kwargs)) for i in self._active])
+
+
+class InputChoice(_Choice):
+    """Choose ``n_chosen`` of ``n_candidates`` inputs (any number when ``n_chosen`` is None).
+
+    ``choose_from`` names the keys (of mutables or scopes registered earlier) whose outputs are
+    the candidates; ``""`` marks an input with no key. The forward pass takes a list in that
+    order, or a dict keyed by ``choose_from``.
+    """
+
+    def __init__(
+        self,
+        n_candidates: int | None = None,
+        choose_from: Sequence[str] | None = None,
+        n_chosen: int | None = None,
+        reduction: str = "sum",
+        return_mask: bool = False,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(key, reduction, return_mask)
+        where = f"InputChoice {self.key!r}"
+        if n_candidates is None and choose_from is None:
+            raise MutableError(f"{where}: give n_candidates or choose_from")
+        if choose_from is None:
+            choose_from = [NO_KEY] * int(n_candidates or 0)
+        choose_from = [str(c) for c in choose_from]
+        if n_candidates is None:
+            n_candidates = len(choose_from)
+        if n_candidates <= 0:
+            raise MutableError(f"{where}: n_candidates must be at least 1, got {n_candidates}")
+        if n_candidates != len(choose_from):
+            raise MutableError(
+                f"{where}: n_candidates={n_candidates} but choose_from has {len(choose_from)} entries"
+            )
+        if n_chosen is not None and not 0 <= n_chosen <= n_candidates:
+            raise MutableError(f"{where}: n_chosen must be None or 0..{n_candidates}, got {n_chosen}")
+        self.n_candidates = n_candidates
+        self.n_chosen = n_chosen
+        self.choose_from = choose_from
+
+    def __len__(self) -> int:
+        return self.n_candidates
+
+    @property
+    def candidate_names(self) -> list[str]:
+        """Names in the search space: the ``choose_from`` keys, ``in<i>`` for inputs with no key."""
+        taken = set(self.choose_from)
+        names = []
+        for i, source in enumerate(self.choose_from):
+            name = source
+            if source == NO_KEY:
+                name = f"in{i}"
+                while name in taken:
+                    name += "_"
+                taken.add(name)
+            names.append(name)
+        return names
+
+    def forward(self, optional_inputs: Sequence[Any] | Mapping[str, Any]) -> Any:
+        self._require_mask()
+        if isinstance(optional_inputs, Mapping):
+            missing = [k for k in self.choose_from if k not in optional_inputs]
+            if missing:
+                raise MutableError(f"InputChoice {self.key!r}: inputs dict lacks key(s) {missing}")
+            optional_inputs = [optional_inputs[k] for k in self.choose_from]
+        if len(optional_inputs) != self.n_candidates:
+            raise MutableError(
+                f"InputChoice {self.key!r}: expected {self.n_candidates} inputs, got {len(optional_inputs)}"
+            )
+        return self._finish([self._weighted(i, optional_inputs[i]) for i in self._active])
+
+
+def candidates_dict(*pairs: tuple[str, nn.Module]) -> OrderedDict[str, nn.Module]:
+    """Convenience: ``LayerChoice(candidates_dict(("conv3x3", a), ("conv5x5", b)))``."""
+    return OrderedDict(pairs)
