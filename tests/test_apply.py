@@ -21,7 +21,9 @@ MODELS: dict[str, Callable[[], nn.Module]] = {"digits": digits_net, "scoped": Sc
 def expected_parameter_count(model: nn.Module, arch: dict) -> int:
     """Parameters outside the layer choices plus those of each chosen candidate."""
     parsed = parse_model(model)
-    choices = {id(occ.module): occ.module for occ in parsed.occurrences if isinstance(occ.module, LayerChoice)}
+    choices = {
+        id(occ.module): occ.module for occ in parsed.occurrences if isinstance(occ.module, LayerChoice)
+    }
     fixed = n_params(model) - sum(n_params(choice) for choice in choices.values())
     return fixed + sum(n_params(choice[arch[choice.key]["_idx"]]) for choice in choices.values())
 
@@ -81,7 +83,10 @@ def test_layer_choice_that_returns_its_mask_is_kept_and_fixed() -> None:
     [
         ({"skipp": ["conv1"]}, "unknown key 'skipp' \\(did you mean 'skip'\\?\\)"),
         ({"conv1": {"_value": "conv3x3", "_idx": 9}}, "'conv1': index 9 out of range 0..3"),
-        ({"conv1": {"_value": "conv5x5", "_idx": 0}}, "'conv1': _idx 0 is 'conv3x3' but _value says 'conv5x5'"),
+        (
+            {"conv1": {"_value": "conv5x5", "_idx": 0}},
+            "'conv1': _idx 0 is 'conv3x3' but _value says 'conv5x5'",
+        ),
         ({"skip": ["conv1", "conv1"]}, "'skip': a candidate is chosen twice"),
         ({"conv2": "conv9x9"}, "'conv2': unknown candidate 'conv9x9'"),
     ],

@@ -117,14 +117,18 @@ def test_n_candidates_alone_gets_distinct_candidate_names() -> None:
 
 def test_nested_choice_inside_a_layer_choice_is_refused_at_construction() -> None:
     inner = LayerChoice([nn.Identity()], key="inner")
-    with pytest.raises(MutableError, match="LayerChoice 'outer': candidate '0' contains LayerChoice 'inner'.*nested"):
+    with pytest.raises(
+        MutableError, match="LayerChoice 'outer': candidate '0' contains LayerChoice 'inner'.*nested"
+    ):
         LayerChoice([nn.Sequential(inner)], key="outer")
 
 
 def test_nested_choice_added_after_construction_is_refused_at_parse() -> None:
     outer = LayerChoice([nn.Sequential()], key="outer")
     outer[0].add_module("inner", InputChoice(n_candidates=1, key="inner"))
-    with pytest.raises(MutableError, match="InputChoice 'inner' at 0.0.inner is nested inside LayerChoice 'outer'"):
+    with pytest.raises(
+        MutableError, match="InputChoice 'inner' at 0.0.inner is nested inside LayerChoice 'outer'"
+    ):
         parse_model(nn.Sequential(outer))
 
 
@@ -169,7 +173,9 @@ def test_input_choice_refuses_inconsistent_arguments(kwargs: dict, message: str)
 
 
 def test_forward_before_an_architecture_is_applied_says_what_to_do() -> None:
-    with pytest.raises(RuntimeError, match="LayerChoice 'op' has no architecture yet: call get_and_apply_next_architecture"):
+    with pytest.raises(
+        RuntimeError, match="LayerChoice 'op' has no architecture yet: call get_and_apply_next_architecture"
+    ):
         LayerChoice([nn.Identity()], key="op")(torch.ones(1))
 
 

@@ -23,11 +23,17 @@ DIGITS_SPACE = {
 }
 
 SCOPED_SPACE = {
-    "InputChoice4": {"_type": "input_choice", "_value": {"candidates": ["in0", "in1", "in2"], "n_chosen": None}},
+    "InputChoice4": {
+        "_type": "input_choice",
+        "_value": {"candidates": ["in0", "in1", "in2"], "n_chosen": None},
+    },
     "LayerChoice1": {"_type": "layer_choice", "_value": ["0", "1"]},
     "LayerChoice2": {"_type": "layer_choice", "_value": ["0", "1"]},
     "LayerChoice3": {"_type": "layer_choice", "_value": ["0", "1"]},
-    "own_mix": {"_type": "input_choice", "_value": {"candidates": ["own_op1", "own_op2", "own_inner"], "n_chosen": 2}},
+    "own_mix": {
+        "_type": "input_choice",
+        "_value": {"candidates": ["own_op1", "own_op2", "own_inner"], "n_chosen": 2},
+    },
     "own_op1": {"_type": "layer_choice", "_value": ["conv3x3", "conv5x5", "identity"]},
     "own_op2": {"_type": "layer_choice", "_value": ["0", "1"]},
     "shared_mix": {
