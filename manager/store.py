@@ -1,0 +1,997 @@
+"""Everything the daemon must remember across a restart: experiments, trials, metrics, events.
+
+SQLAlchemy 2 ORM over SQLite in WAL mode (``$NASCTL_HOME/nasctl.db``) or any SQLAlchemy URL.
+SQLite allows one writer at a time, and a second writer waits or fails with "database is
+locked"; so every write goes through ONE thread that owns ONE connection, in submission order.
+Readers use their own pooled connections and, thanks to WAL, never wait for the writer.
+
+Callers on the asyncio loop use :meth:`Store.call` (the work runs on the writer thread and the
+loop awaits it); plain threads (the REST routes run in a thread pool) call the methods directly.
+Rows never leave this module: every query returns frozen records.
+
+Metric values are stored once: ``value`` as JSON (a number or the trial's dict, NaN allowed)
+and ``default_value`` as a float for sorting. SQLite turns a NaN float into NULL, so a NaN
+metric sorts with the missing ones; its JSON keeps the NaN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import math
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from manager.training.base import MetricReport
+
+T = TypeVar("T")
+
+
+class TrialStatus(str, enum.Enum):
+    """NNI's trial statuses (kept so that users' scripts port)."""
+
+    WAITING = "WAITING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    USER_CANCELED = "USER_CANCELED"
+    SYS_CANCELED = "SYS_CANCELED"
+    EARLY_STOPPED = "EARLY_STOPPED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (TrialStatus.WAITING, TrialStatus.RUNNING)
+
+
+class ExperimentStatus(str, enum.Enum):
+    """NNI's experiment statuses; ``is_active`` ones have a live loop in the daemon."""
+
+    INITIALIZED = "INITIALIZED"
+    RUNNING = "RUNNING"
+    NO_MORE_TRIAL = "NO_MORE_TRIAL"
+    DONE = "DONE"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    ERROR = "ERROR"
+
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE_EXPERIMENT_STATUSES
+
+
+ACTIVE_EXPERIMENT_STATUSES = frozenset(
+    {
+        ExperimentStatus.INITIALIZED,
+        ExperimentStatus.RUNNING,
+        ExperimentStatus.NO_MORE_TRIAL,
+        ExperimentStatus.STOPPING,
+    }
+)
+
+
+class EventKind(str, enum.Enum):
+    """Kinds of rows in the append-only event log."""
+
+    EXPERIMENT_STATUS = "EXPERIMENT_STATUS"
+    TRIAL_STATUS = "TRIAL_STATUS"
+    ERROR = "ERROR"
+    INVALID_METRIC = "INVALID_METRIC"
+    LIMITS_CHANGED = "LIMITS_CHANGED"
+    DAEMON_RESTARTED = "DAEMON_RESTARTED"
+
+
+class TrialSort(str, enum.Enum):
+    """The columns a trial page may be sorted by (REST names)."""
+
+    SEQUENCE_ID = "sequenceId"
+    FINAL_METRIC = "finalMetric"
+    START_TIME = "startTime"
+    END_TIME = "endTime"
+    DURATION = "duration"
+    STATUS = "status"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ExperimentRow(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    search_space: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    end_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    trial_concurrency: Mapped[int] = mapped_column(Integer)
+    max_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_experiment_duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    optimize_mode: Mapped[str] = mapped_column(String(16))
+    tuner_name: Mapped[str] = mapped_column(String(255))
+    #: Seconds the experiment has been active (RUNNING or NO_MORE_TRIAL) in earlier runs.
+    elapsed: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    experiment_dir: Mapped[str] = mapped_column(Text)
+    next_sequence_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TrialRow(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "sequence_id"),
+        Index("ix_trials_experiment_status", "experiment_id", "status"),
+        Index("ix_trials_experiment_final_metric", "experiment_id", "final_metric"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    sequence_id: Mapped[int] = mapped_column(Integer)
+    parameter_id: Mapped[int] = mapped_column(Integer)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    end_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    signal: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    waiting_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    final_metric: Mapped[float | None] = mapped_column(Float, nullable=True)
+    final_metric_data: Mapped[Any] = mapped_column(JSON, nullable=True)
+    gpus: Mapped[list[int]] = mapped_column(JSON, default=list)
+    trial_dir: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid_create_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Bytes of metrics.jsonl already stored; moves in the same transaction as the metrics.
+    metrics_offset: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MetricRow(Base):
+    __tablename__ = "metrics"
+    __table_args__ = (
+        Index("ix_metrics_experiment_id", "experiment_id", "id"),
+        Index("ix_metrics_trial_id", "trial_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    sequence: Mapped[int] = mapped_column(Integer)
+    value: Mapped[Any] = mapped_column(JSON)
+    default_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    time: Mapped[int] = mapped_column(Integer)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_experiment_id", "experiment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    trial_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    time: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class TunerCheckpointRow(Base):
+    __tablename__ = "tuner_checkpoints"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    time: Mapped[int] = mapped_column(Integer)
+    state: Mapped[Any] = mapped_column(JSON)
+
+
+# -- records: what queries return --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    id: str
+    name: str
+    status: ExperimentStatus
+    config: Mapping[str, Any]
+    search_space: Mapping[str, Any] | None
+    created_at: int
+    start_time: int | None
+    end_time: int | None
+    trial_concurrency: int
+    max_trial_number: int | None
+    max_experiment_duration: float | None
+    optimize_mode: str
+    tuner_name: str
+    elapsed: float
+    error: str | None
+    experiment_dir: Path
+    next_sequence_id: int
+
+    @property
+    def trials_started(self) -> int:
+        return self.next_sequence_id
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    id: str
+    experiment_id: str
+    sequence_id: int
+    parameter_id: int
+    parameters: Mapping[str, Any]
+    status: TrialStatus
+    created_at: int
+    start_time: int | None
+    end_time: int | None
+    exit_code: int | None
+    signal: int | None
+    reason: str | None
+    waiting_reason: str | None
+    final_metric: float | None
+    final_metric_data: Any
+    gpus: tuple[int, ...]
+    trial_dir: Path
+    pid: int | None
+    pid_create_time: float | None
+    metrics_offset: int
+
+    def duration(self, now: int | None = None) -> float | None:
+        """Seconds from start to end (to now while it runs); None before it starts."""
+        if self.start_time is None:
+            return None
+        end = self.end_time if self.end_time is not None else (now if now is not None else now_ms())
+        return max(0, end - self.start_time) / 1000.0
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    id: int
+    experiment_id: str
+    trial_id: str
+    type: str
+    sequence: int
+    value: Any
+    default_value: float | None
+    time: int
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    experiment_id: str | None
+    trial_id: str | None
+    time: int
+    kind: str
+    message: str
+    data: Any
+
+
+@dataclass(frozen=True)
+class TrialPage:
+    total: int
+    offset: int
+    items: tuple[TrialRecord, ...]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one :meth:`Store.ingest_metrics` call stored."""
+
+    applied: bool  # False when the offset had moved (another reader got there first): nothing stored
+    stored: int
+    final: MetricReport | None  # the trial's first FINAL record, when this call stored it
+    offset: int
+
+
+class _Keep:
+    """Marker for "leave this field as it is" where None is a meaningful new value."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_TRIAL_ID_FIRST = string.ascii_letters
+_TRIAL_ID_REST = string.ascii_letters + string.digits
+
+
+def _new_experiment_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def _new_trial_id() -> str:
+    """NNI's shape: five characters, a letter first."""
+    return secrets.choice(_TRIAL_ID_FIRST) + "".join(secrets.choice(_TRIAL_ID_REST) for _ in range(4))
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+class Store:
+    """The daemon's database. Thread-safe; writes are serialized on one writer thread."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        self._is_sqlite = db_url.startswith("sqlite")
+        self._write_engine = self._engine(pool_size=1)
+        self._read_engine = self._engine(pool_size=8)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasctl-db-writer")
+        self._writer_ident: int | None = None
+        self._writer.submit(self._remember_writer).result()
+        self._write(lambda session: Base.metadata.create_all(session.connection()))
+        self._closed = False
+
+    @classmethod
+    def open(cls, home: Path, db_url: str | None = None) -> Store:
+        """The store of a daemon home: ``db_url`` or ``sqlite:///<home>/nasctl.db``."""
+        return cls(db_url or f"sqlite:///{Path(home).resolve() / 'nasctl.db'}")
+
+    def _engine(self, pool_size: int) -> Engine:
+        if self._is_sqlite:
+            engine = create_engine(
+                self.db_url,
+                pool_size=pool_size,
+                max_overflow=0 if pool_size == 1 else 8,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(self.db_url, pool_size=pool_size, pool_pre_ping=True)
+
+    def _remember_writer(self) -> None:
+        self._writer_ident = threading.get_ident()
+
+    def close(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self._writer.shutdown(wait=True)
+        self._write_engine.dispose()
+        self._read_engine.dispose()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _run_write(self, fn: Callable[[Session], T]) -> T:
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            return fn(session)
+
+    def _write(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in one transaction on the writer thread and return its result."""
+        if threading.get_ident() == self._writer_ident:
+            return self._run_write(fn)
+        return self._writer.submit(self._run_write, fn).result()
+
+    def _read(self, fn: Callable[[Session], T]) -> T:
+        with Session(self._read_engine) as session:
+            return fn(session)
+
+    def submit(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Run a store method on the writer thread; the future resolves with its result."""
+        return self._writer.submit(method, *args, **kwargs)
+
+    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Await a store method from the event loop without blocking it."""
+        return await asyncio.wrap_future(self.submit(method, *args, **kwargs))
+
+    # -- experiments ------------------------------------------------------------------------
+    def create_experiment(
+        self,
+        *,
+        name: str,
+        config: Mapping[str, Any],
+        search_space: Mapping[str, Any] | None,
+        trial_concurrency: int,
+        max_trial_number: int | None,
+        max_experiment_duration: float | None,
+        optimize_mode: str,
+        tuner_name: str,
+        experiments_root: Path,
+        experiment_id: str | None = None,
+    ) -> ExperimentRecord:
+        """A new INITIALIZED experiment whose folder is ``experiments_root/<id>``."""
+
+        def work(session: Session) -> ExperimentRecord:
+            exp_id = experiment_id or _new_experiment_id()
+            while experiment_id is None and session.get(ExperimentRow, exp_id) is not None:
+                exp_id = _new_experiment_id()
+            row = ExperimentRow(
+                id=exp_id,
+                name=name,
+                status=ExperimentStatus.INITIALIZED.value,
+                config=dict(config),
+                search_space=dict(search_space) if search_space is not None else None,
+                created_at=now_ms(),
+                trial_concurrency=trial_concurrency,
+                max_trial_number=max_trial_number,
+                max_experiment_duration=max_experiment_duration,
+                optimize_mode=optimize_mode,
+                tuner_name=tuner_name,
+                elapsed=0.0,
+                experiment_dir=str(Path(experiments_root) / exp_id),
+                next_sequence_id=0,
+            )
+            session.add(row)
+            _add_event(session, exp_id, None, EventKind.EXPERIMENT_STATUS, "experiment created", None)
+            session.flush()
+            return _experiment_record(row)
+
+        return self._write(work)
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord | None:
+        return self._read(lambda s: _maybe(s.get(ExperimentRow, experiment_id), _experiment_record))
+
+    def list_experiments(self, status: ExperimentStatus | None = None) -> list[ExperimentRecord]:
+        """All experiments, newest first."""
+        query = select(ExperimentRow).order_by(ExperimentRow.created_at.desc(), ExperimentRow.id)
+        if status is not None:
+            query = query.where(ExperimentRow.status == status.value)
+        return self._read(lambda s: [_experiment_record(row) for row in s.scalars(query)])
+
+    def experiments_with_status(self, statuses: Iterable[ExperimentStatus]) -> list[ExperimentRecord]:
+        values = [s.value for s in statuses]
+        query = (
+            select(ExperimentRow).where(ExperimentRow.status.in_(values)).order_by(ExperimentRow.created_at)
+        )
+        return self._read(lambda s: [_experiment_record(row) for row in s.scalars(query)])
+
+    def set_experiment_status(
+        self,
+        experiment_id: str,
+        status: ExperimentStatus,
+        message: str = "",
+        *,
+        start_time: int | _Keep | None = KEEP,
+        end_time: int | _Keep | None = KEEP,
+        elapsed: float | _Keep = KEEP,
+        error: str | _Keep | None = KEEP,
+    ) -> ExperimentRecord:
+        """Change the status and log the transition (with ``message``) in one transaction."""
+
+        def work(session: Session) -> ExperimentRecord:
+            row = _get_experiment_row(session, experiment_id)
+            old = row.status
+            row.status = status.value
+            for field, value in (
+                ("start_time", start_time),
+                ("end_time", end_time),
+                ("elapsed", elapsed),
+                ("error", error),
+            ):
+                if value is not KEEP:
+                    setattr(row, field, value)
+            text = f"{old} -> {status.value}" + (f": {message}" if message else "")
+            _add_event(
+                session,
+                experiment_id,
+                None,
+                EventKind.EXPERIMENT_STATUS,
+                text,
+                {"from": old, "to": status.value},
+            )
+            session.flush()
+            return _experiment_record(row)
+
+        return self._write(work)
+
+    def set_search_space(self, experiment_id: str, search_space: Mapping[str, Any]) -> None:
+        def work(session: Session) -> None:
+            _get_experiment_row(session, experiment_id).search_space = dict(search_space)
+
+        self._write(work)
+
+    def set_limits(
+        self,
+        experiment_id: str,
+        *,
+        trial_concurrency: int | _Keep = KEEP,
+        max_trial_number: int | _Keep | None = KEEP,
+        max_experiment_duration: float | _Keep | None = KEEP,
+    ) -> ExperimentRecord:
+        def work(session: Session) -> ExperimentRecord:
+            row = _get_experiment_row(session, experiment_id)
+            changes: dict[str, Any] = {}
+            for field, value in (
+                ("trial_concurrency", trial_concurrency),
+                ("max_trial_number", max_trial_number),
+                ("max_experiment_duration", max_experiment_duration),
+            ):
+                if value is not KEEP and getattr(row, field) != value:
+                    changes[field] = {"from": getattr(row, field), "to": value}
+                    setattr(row, field, value)
+            if changes:
+                text = ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in changes.items())
+                _add_event(session, experiment_id, None, EventKind.LIMITS_CHANGED, text, changes)
+            session.flush()
+            return _experiment_record(row)
+
+        return self._write(work)
+
+    def record_error(
+        self, experiment_id: str, message: str, details: str | None = None, trial_id: str | None = None
+    ) -> None:
+        """Log an error event and keep it (with its traceback) as the experiment's last error."""
+
+        def work(session: Session) -> None:
+            row = session.get(ExperimentRow, experiment_id)
+            if row is not None:
+                row.error = message + (f"\n{details}" if details else "")
+            _add_event(session, experiment_id, trial_id, EventKind.ERROR, message, {"traceback": details})
+
+        self._write(work)
+
+    def add_event(
+        self,
+        experiment_id: str | None,
+        kind: EventKind,
+        message: str,
+        *,
+        trial_id: str | None = None,
+        data: Any = None,
+    ) -> None:
+        self._write(lambda s: _add_event(s, experiment_id, trial_id, kind, message, data))
+
+    def events(self, experiment_id: str, kind: EventKind | None = None) -> list[EventRecord]:
+        query = select(EventRow).where(EventRow.experiment_id == experiment_id).order_by(EventRow.id)
+        if kind is not None:
+            query = query.where(EventRow.kind == kind.value)
+        return self._read(lambda s: [_event_record(row) for row in s.scalars(query)])
+
+    def delete_experiment(self, experiment_id: str) -> bool:
+        """Remove the experiment and everything recorded under it; False if it did not exist."""
+
+        def work(session: Session) -> bool:
+            if session.get(ExperimentRow, experiment_id) is None:
+                return False
+            for model in (MetricRow, TunerCheckpointRow, TrialRow, EventRow):
+                session.execute(delete(model).where(model.experiment_id == experiment_id))
+            session.execute(delete(ExperimentRow).where(ExperimentRow.id == experiment_id))
+            return True
+
+        return self._write(work)
+
+    # -- trials -----------------------------------------------------------------------------
+    def create_trial(self, experiment_id: str, parameters: Mapping[str, Any]) -> TrialRecord:
+        """A WAITING trial with the next sequence id (also its parameter id) and a fresh id."""
+
+        def work(session: Session) -> TrialRecord:
+            exp = _get_experiment_row(session, experiment_id)
+            sequence_id = exp.next_sequence_id
+            exp.next_sequence_id = sequence_id + 1
+            trial_id = _new_trial_id()
+            while session.get(TrialRow, trial_id) is not None:
+                trial_id = _new_trial_id()
+            row = TrialRow(
+                id=trial_id,
+                experiment_id=experiment_id,
+                sequence_id=sequence_id,
+                parameter_id=sequence_id,
+                parameters=dict(parameters),
+                status=TrialStatus.WAITING.value,
+                created_at=now_ms(),
+                gpus=[],
+                trial_dir=str(Path(exp.experiment_dir) / "trials" / trial_id),
+                metrics_offset=0,
+            )
+            session.add(row)
+            _add_event(
+                session, experiment_id, trial_id, EventKind.TRIAL_STATUS, "-> WAITING", {"to": "WAITING"}
+            )
+            session.flush()
+            return _trial_record(row)
+
+        return self._write(work)
+
+    def set_waiting_reason(self, trial_id: str, reason: str | None) -> None:
+        self._write(
+            lambda s: s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(waiting_reason=reason))
+        )
+
+    def mark_trial_running(
+        self,
+        trial_id: str,
+        *,
+        pid: int,
+        pid_create_time: float,
+        gpus: Sequence[int],
+        start_time: int | None = None,
+    ) -> TrialRecord:
+        def work(session: Session) -> TrialRecord:
+            row = _get_trial_row(session, trial_id)
+            row.status = TrialStatus.RUNNING.value
+            row.start_time = start_time if start_time is not None else now_ms()
+            row.pid, row.pid_create_time, row.gpus = pid, pid_create_time, list(gpus)
+            row.waiting_reason = None
+            gpu_text = f" on GPU {','.join(map(str, gpus))}" if gpus else ""
+            _add_event(
+                session,
+                row.experiment_id,
+                trial_id,
+                EventKind.TRIAL_STATUS,
+                f"WAITING -> RUNNING (pid {pid}){gpu_text}",
+                {"from": "WAITING", "to": "RUNNING", "pid": pid, "gpus": list(gpus)},
+            )
+            session.flush()
+            return _trial_record(row)
+
+        return self._write(work)
+
+    def finish_trial(
+        self,
+        trial_id: str,
+        status: TrialStatus,
+        *,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        reason: str | None = None,
+        end_time: int | None = None,
+    ) -> TrialRecord:
+        """Move a trial to a terminal status and log it; a trial already ended stays as it was."""
+
+        def work(session: Session) -> TrialRecord:
+            row = _get_trial_row(session, trial_id)
+            if TrialStatus(row.status).is_terminal:
+                return _trial_record(row)
+            old = row.status
+            row.status = status.value
+            row.end_time = end_time if end_time is not None else now_ms()
+            row.exit_code, row.signal, row.reason, row.waiting_reason = exit_code, signal, reason, None
+            text = f"{old} -> {status.value}" + (f": {reason}" if reason else "")
+            data = {
+                "from": old,
+                "to": status.value,
+                "exitCode": exit_code,
+                "signal": signal,
+                "reason": reason,
+            }
+            _add_event(session, row.experiment_id, trial_id, EventKind.TRIAL_STATUS, text, data)
+            session.flush()
+            return _trial_record(row)
+
+        return self._write(work)
+
+    def get_trial(self, experiment_id: str, trial_id: str) -> TrialRecord | None:
+        def work(session: Session) -> TrialRecord | None:
+            row = session.get(TrialRow, trial_id)
+            return _trial_record(row) if row is not None and row.experiment_id == experiment_id else None
+
+        return self._read(work)
+
+    def trials_with_status(self, experiment_id: str, statuses: Iterable[TrialStatus]) -> list[TrialRecord]:
+        query = (
+            select(TrialRow)
+            .where(TrialRow.experiment_id == experiment_id, TrialRow.status.in_([s.value for s in statuses]))
+            .order_by(TrialRow.sequence_id)
+        )
+        return self._read(lambda s: [_trial_record(row) for row in s.scalars(query)])
+
+    def all_trials(self, experiment_id: str) -> list[TrialRecord]:
+        query = select(TrialRow).where(TrialRow.experiment_id == experiment_id).order_by(TrialRow.sequence_id)
+        return self._read(lambda s: [_trial_record(row) for row in s.scalars(query)])
+
+    def trial_page(
+        self,
+        experiment_id: str,
+        *,
+        status: TrialStatus | None = None,
+        sort: TrialSort = TrialSort.SEQUENCE_ID,
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> TrialPage:
+        """One page of trials, filtered and sorted by the database (missing values sort last)."""
+        where = [TrialRow.experiment_id == experiment_id]
+        if status is not None:
+            where.append(TrialRow.status == status.value)
+        key = {
+            TrialSort.SEQUENCE_ID: TrialRow.sequence_id,
+            TrialSort.FINAL_METRIC: TrialRow.final_metric,
+            TrialSort.START_TIME: TrialRow.start_time,
+            TrialSort.END_TIME: TrialRow.end_time,
+            TrialSort.DURATION: func.coalesce(TrialRow.end_time, now_ms()) - TrialRow.start_time,
+            TrialSort.STATUS: TrialRow.status,
+        }[sort]
+        ordered = key.desc() if descending else key.asc()
+        query = (
+            select(TrialRow)
+            .where(*where)
+            .order_by(key.is_(None), ordered, TrialRow.sequence_id)
+            .offset(offset)
+            .limit(limit)
+        )
+
+        def work(session: Session) -> TrialPage:
+            total = session.scalar(select(func.count()).select_from(TrialRow).where(*where)) or 0
+            return TrialPage(total, offset, tuple(_trial_record(row) for row in session.scalars(query)))
+
+        return self._read(work)
+
+    def best_trials(self, experiment_id: str, k: int, optimize_mode: str) -> list[TrialRecord]:
+        """The ``k`` best SUCCEEDED trials with a (non-NaN) final metric, by ``optimize_mode``."""
+        metric = TrialRow.final_metric
+        query = (
+            select(TrialRow)
+            .where(
+                TrialRow.experiment_id == experiment_id,
+                TrialRow.status == TrialStatus.SUCCEEDED.value,
+                metric.is_not(None),
+            )
+            .order_by(metric.asc() if optimize_mode == "minimize" else metric.desc(), TrialRow.sequence_id)
+            .limit(k)
+        )
+        return self._read(lambda s: [_trial_record(row) for row in s.scalars(query)])
+
+    def trial_counts(self, experiment_ids: Sequence[str] | None = None) -> dict[str, dict[TrialStatus, int]]:
+        """Trials per status for each experiment (every status present, zeros included)."""
+        query = select(TrialRow.experiment_id, TrialRow.status, func.count()).group_by(
+            TrialRow.experiment_id, TrialRow.status
+        )
+        if experiment_ids is not None:
+            query = query.where(TrialRow.experiment_id.in_(list(experiment_ids)))
+
+        def work(session: Session) -> dict[str, dict[TrialStatus, int]]:
+            out: dict[str, dict[TrialStatus, int]] = {}
+            for exp_id in experiment_ids or ():
+                out[exp_id] = {status: 0 for status in TrialStatus}
+            for exp_id, status, count in session.execute(query):
+                out.setdefault(exp_id, {s: 0 for s in TrialStatus})[TrialStatus(status)] = count
+            return out
+
+        return self._read(work)
+
+    def succeeded_results(self, experiment_id: str) -> list[tuple[TrialRecord, Any]]:
+        """Every SUCCEEDED trial with its final metric data, in sequence order (for import_data)."""
+        return [
+            (trial, trial.final_metric_data)
+            for trial in self.trials_with_status(experiment_id, [TrialStatus.SUCCEEDED])
+            if trial.final_metric_data is not None
+        ]
+
+    # -- metrics ----------------------------------------------------------------------------
+    def ingest_metrics(
+        self,
+        trial_id: str,
+        *,
+        expected_offset: int,
+        new_offset: int,
+        reports: Sequence[MetricReport],
+        invalid: Sequence[str] = (),
+    ) -> IngestResult:
+        """Store the records read from ``expected_offset`` up to ``new_offset`` in ONE transaction.
+
+        The offset moves only if it still is ``expected_offset``, so a chunk is never stored
+        twice, and only together with its records, so none is lost. The first FINAL record sets
+        the trial's final metric; a later FINAL is kept as a metric and logged as an event.
+        """
+
+        def work(session: Session) -> IngestResult:
+            trial = _get_trial_row(session, trial_id)
+            if trial.metrics_offset != expected_offset:
+                return IngestResult(False, 0, None, trial.metrics_offset)
+            final: MetricReport | None = None
+            for report in reports:
+                session.add(
+                    MetricRow(
+                        experiment_id=trial.experiment_id,
+                        trial_id=trial_id,
+                        type=report.kind,
+                        sequence=report.sequence,
+                        value=report.value,
+                        default_value=_finite_or_none(report.default_value),
+                        time=report.time_ms,
+                    )
+                )
+                if report.is_final:
+                    if trial.final_metric_data is None and final is None:
+                        final = report
+                        trial.final_metric_data = report.value
+                        trial.final_metric = _finite_or_none(report.default_value)
+                    else:
+                        _add_event(
+                            session,
+                            trial.experiment_id,
+                            trial_id,
+                            EventKind.INVALID_METRIC,
+                            "a second final result was recorded but ignored: the first one counts",
+                            {"value": report.value},
+                        )
+            for reason in invalid:
+                _add_event(session, trial.experiment_id, trial_id, EventKind.INVALID_METRIC, reason, None)
+            trial.metrics_offset = new_offset
+            return IngestResult(True, len(reports), final, new_offset)
+
+        return self._write(work)
+
+    def metrics_since(self, experiment_id: str, since: int = 0, limit: int = 1000) -> list[MetricRecord]:
+        """Metrics with ``id > since`` in id order: incremental polling."""
+        query = (
+            select(MetricRow)
+            .where(MetricRow.experiment_id == experiment_id, MetricRow.id > since)
+            .order_by(MetricRow.id)
+            .limit(limit)
+        )
+        return self._read(lambda s: [_metric_record(row) for row in s.scalars(query)])
+
+    def trial_metrics(self, trial_id: str, kind: str | None = None) -> list[MetricRecord]:
+        query = select(MetricRow).where(MetricRow.trial_id == trial_id).order_by(MetricRow.id)
+        if kind is not None:
+            query = query.where(MetricRow.type == kind)
+        return self._read(lambda s: [_metric_record(row) for row in s.scalars(query)])
+
+    # -- tuner checkpoints -----------------------------------------------------------------
+    def save_tuner_checkpoint(self, experiment_id: str, state: Any) -> None:
+        def work(session: Session) -> None:
+            row = session.get(TunerCheckpointRow, experiment_id)
+            if row is None:
+                session.add(TunerCheckpointRow(experiment_id=experiment_id, time=now_ms(), state=state))
+            else:
+                row.time, row.state = now_ms(), state
+
+        self._write(work)
+
+    def load_tuner_checkpoint(self, experiment_id: str) -> Any | None:
+        return self._read(lambda s: _maybe(s.get(TunerCheckpointRow, experiment_id), lambda row: row.state))
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _maybe(row: Any, convert: Callable[[Any], T]) -> T | None:
+    return convert(row) if row is not None else None
+
+
+def _get_experiment_row(session: Session, experiment_id: str) -> ExperimentRow:
+    row = session.get(ExperimentRow, experiment_id)
+    if row is None:
+        raise KeyError(f"experiment {experiment_id} not found")
+    return row
+
+
+def _get_trial_row(session: Session, trial_id: str) -> TrialRow:
+    row = session.get(TrialRow, trial_id)
+    if row is None:
+        raise KeyError(f"trial {trial_id} not found")
+    return row
+
+
+def _add_event(
+    session: Session,
+    experiment_id: str | None,
+    trial_id: str | None,
+    kind: EventKind,
+    message: str,
+    data: Any,
+) -> None:
+    session.add(
+        EventRow(
+            experiment_id=experiment_id,
+            trial_id=trial_id,
+            time=now_ms(),
+            kind=kind.value,
+            message=message,
+            data=data,
+        )
+    )
+
+
+def _experiment_record(row: ExperimentRow) -> ExperimentRecord:
+    return ExperimentRecord(
+        id=row.id,
+        name=row.name,
+        status=ExperimentStatus(row.status),
+        config=row.config,
+        search_space=row.search_space,
+        created_at=row.created_at,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        trial_concurrency=row.trial_concurrency,
+        max_trial_number=row.max_trial_number,
+        max_experiment_duration=row.max_experiment_duration,
+        optimize_mode=row.optimize_mode,
+        tuner_name=row.tuner_name,
+        elapsed=row.elapsed or 0.0,
+        error=row.error,
+        experiment_dir=Path(row.experiment_dir),
+        next_sequence_id=row.next_sequence_id,
+    )
+
+
+def _trial_record(row: TrialRow) -> TrialRecord:
+    return TrialRecord(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        sequence_id=row.sequence_id,
+        parameter_id=row.parameter_id,
+        parameters=row.parameters,
+        status=TrialStatus(row.status),
+        created_at=row.created_at,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        exit_code=row.exit_code,
+        signal=row.signal,
+        reason=row.reason,
+        waiting_reason=row.waiting_reason,
+        final_metric=row.final_metric,
+        final_metric_data=row.final_metric_data,
+        gpus=tuple(row.gpus or ()),
+        trial_dir=Path(row.trial_dir),
+        pid=row.pid,
+        pid_create_time=row.pid_create_time,
+        metrics_offset=row.metrics_offset,
+    )
+
+
+def _metric_record(row: MetricRow) -> MetricRecord:
+    return MetricRecord(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        trial_id=row.trial_id,
+        type=row.type,
+        sequence=row.sequence,
+        value=row.value,
+        default_value=row.default_value,
+        time=row.time,
+    )
+
+
+def _event_record(row: EventRow) -> EventRecord:
+    return EventRecord(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        trial_id=row.trial_id,
+        time=row.time,
+        kind=row.kind,
+        message=row.message,
+        data=row.data,
+    )

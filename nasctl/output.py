@@ -1,0 +1,266 @@
+"""What the CLI shows a person: aligned tables, short durations, and the live progress display.
+
+Everything here turns REST objects (docs/rest.md, camelCase dicts) into text and imports nothing
+heavy, so ``nasctl --help`` stays fast. Scripts should use ``--json`` instead of parsing this.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+#: Trial statuses after which a trial never runs again.
+TRIAL_DONE_STATUSES = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
+#: Experiment statuses in which an experiment still has (or will start) trials.
+EXPERIMENT_ACTIVE_STATUSES = ("INITIALIZED", "RUNNING", "NO_MORE_TRIAL", "STOPPING")
+#: Experiment statuses after which nothing happens until a person acts.
+EXPERIMENT_FINISHED_STATUSES = ("DONE", "STOPPED", "ERROR")
+
+BAR_WIDTH = 24
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart, no trailing blanks."""
+    rows = [list(map(str, row)) for row in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [list(headers), *rows]:
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return "\n".join(lines)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``4.1s``, ``3m12s``, ``30m``, ``2h05m``, ``3d04h``; ``-`` when unknown."""
+    if seconds is None or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
+
+
+def format_metric(value: Any) -> str:
+    """A metric as a person reads it: 4 decimals for floats, the ``default`` of a dict, ``-`` if none."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        return format_metric(value.get("default"))
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"
+    return str(value)
+
+
+def format_time(ms: int | None) -> str:
+    """Local wall-clock time of a REST timestamp (milliseconds since the epoch)."""
+    if not ms:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
+def format_decision(value: Any) -> str:
+    """One architecture decision: the candidate name, ``[a, b]`` for inputs, the value of a hyper-parameter."""
+    if isinstance(value, Mapping) and ("_value" in value or "_idx" in value):
+        value = value.get("_value", value.get("_idx"))
+    if isinstance(value, list):
+        return "[" + ", ".join(format_decision(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def choice_keys(trials: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every parameter key of these trials, in the order they first appear."""
+    keys: dict[str, None] = {}
+    for trial in trials:
+        for key in trial.get("parameters") or {}:
+            keys.setdefault(key, None)
+    return list(keys)
+
+
+def trial_table(
+    trials: Sequence[Mapping[str, Any]], metric_label: str = "METRIC", with_status: bool = True
+) -> str:
+    """``TRIAL STATUS <METRIC> <one column per choice key> DURATION``."""
+    keys = choice_keys(trials)
+    headers = ["TRIAL", *(["STATUS"] if with_status else []), metric_label.upper(), *keys, "DURATION"]
+    rows = []
+    for trial in trials:
+        params = trial.get("parameters") or {}
+        row = [str(trial.get("id", "?"))]
+        if with_status:
+            row.append(str(trial.get("status", "?")))
+        row.append(format_metric(trial.get("finalMetric")))
+        row.extend(format_decision(params[key]) if key in params else "-" for key in keys)
+        row.append(format_duration(trial.get("duration")))
+        rows.append(row)
+    return format_table(headers, rows)
+
+
+def done_count(experiment: Mapping[str, Any]) -> int:
+    counts = experiment.get("trialCounts") or {}
+    return sum(int(counts.get(status, 0)) for status in TRIAL_DONE_STATUSES)
+
+
+def experiment_table(experiments: Sequence[Mapping[str, Any]]) -> str:
+    """``ID NAME STATUS TRIALS BEST CREATED``, one row per experiment."""
+    rows = [
+        [
+            str(exp.get("id")),
+            str(exp.get("name") or "-"),
+            str(exp.get("status")),
+            f"{done_count(exp)}/{exp.get('maxTrialNumber', '?')}",
+            format_metric(exp.get("bestMetric")),
+            format_time(exp.get("createdAt")),
+        ]
+        for exp in experiments
+    ]
+    return format_table(["ID", "NAME", "STATUS", "TRIALS", "BEST", "CREATED"], rows)
+
+
+def elapsed(experiment: Mapping[str, Any]) -> float | None:
+    """Seconds the experiment has run (until its end, or until now)."""
+    start = experiment.get("startTime")
+    if not start:
+        return None
+    end = experiment.get("endTime") or time.time() * 1000
+    return max(0.0, (end - start) / 1000)
+
+
+def status_text(experiment: Mapping[str, Any], dashboard_url: str | None) -> str:
+    """The ``nasctl status`` page: name, status, progress, best, counts, error, dashboard link."""
+    counts = experiment.get("trialCounts") or {}
+    limit = experiment.get("maxExperimentDuration")
+    rows = [
+        ("experiment", f"{experiment.get('id')}  {experiment.get('name') or ''}".rstrip()),
+        ("status", str(experiment.get("status"))),
+        (
+            "progress",
+            f"{done_count(experiment)}/{experiment.get('maxTrialNumber', '?')} trials done "
+            f"({counts.get('SUCCEEDED', 0)} succeeded, {counts.get('FAILED', 0)} failed)",
+        ),
+        ("running", f"{counts.get('RUNNING', 0)} running, {counts.get('WAITING', 0)} waiting"),
+        (
+            "best",
+            f"{format_metric(experiment.get('bestMetric'))} (trial {experiment['bestTrialId']}, "
+            f"{experiment.get('optimizeMode', 'maximize')})"
+            if experiment.get("bestTrialId")
+            else "-",
+        ),
+        (
+            "duration",
+            format_duration(elapsed(experiment)) + (f" (limit {format_duration(limit)})" if limit else ""),
+        ),
+    ]
+    error = experiment.get("error")
+    if error:
+        rows.append(("error", last_line(str(error))))
+    if dashboard_url:
+        rows.append(("dashboard", dashboard_url))
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line: for a traceback, the exception itself."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def progress_line(experiment: Mapping[str, Any]) -> str:
+    """``[#####-----]  7/20 trials  2 running  0 failed  best 0.9644 (Xa81c)  1m02s``."""
+    total = experiment.get("maxTrialNumber") or 0
+    done = done_count(experiment)
+    counts = experiment.get("trialCounts") or {}
+    filled = min(BAR_WIDTH, round(BAR_WIDTH * done / total)) if total else 0
+    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+    best = (
+        f"best {format_metric(experiment.get('bestMetric'))} ({experiment['bestTrialId']})"
+        if experiment.get("bestTrialId")
+        else "best -"
+    )
+    return (
+        f"[{bar}] {done}/{total} trials  {counts.get('RUNNING', 0)} running  "
+        f"{counts.get('FAILED', 0)} failed  {best}  {format_duration(elapsed(experiment))}  "
+        f"{experiment.get('status')}"
+    )
+
+
+class ProgressDisplay:
+    """The live view of ``nasctl create --foreground``.
+
+    On a terminal it redraws one frame (progress bar and the best trials) in place; otherwise,
+    e.g. in a log file or CI, it writes a plain progress line only when something changed.
+    """
+
+    def __init__(self, stream: TextIO, tty: bool | None = None, top: int = 5) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.top = top
+        self._drawn_lines = 0
+        self._last_key: tuple[Any, ...] | None = None
+
+    def update(self, experiment: Mapping[str, Any], best: Sequence[Mapping[str, Any]]) -> None:
+        if self.tty:
+            self._redraw(experiment, best)
+            return
+        counts = experiment.get("trialCounts") or {}
+        key = (
+            done_count(experiment),
+            counts.get("RUNNING"),
+            experiment.get("bestTrialId"),
+            experiment.get("status"),
+        )
+        if key != self._last_key:
+            self._last_key = key
+            self.stream.write(progress_line(experiment) + "\n")
+            self.stream.flush()
+
+    def message(self, text: str) -> None:
+        """A line that stays above the live frame."""
+        self._erase()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Leave the last frame on screen; later output starts below it."""
+        self._drawn_lines = 0
+
+    def _frame(self, experiment: Mapping[str, Any], best: Sequence[Mapping[str, Any]]) -> list[str]:
+        lines = [progress_line(experiment)]
+        if best:
+            lines.append(f"best {min(self.top, len(best))} trials:")
+            lines.extend(
+                "  " + line for line in trial_table(best[: self.top], with_status=False).splitlines()
+            )
+        return lines
+
+    def _redraw(self, experiment: Mapping[str, Any], best: Sequence[Mapping[str, Any]]) -> None:
+        width = max(20, shutil.get_terminal_size((100, 24)).columns - 1)
+        lines = [line[:width] for line in self._frame(experiment, best)]
+        self._erase()
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+        self._drawn_lines = len(lines)
+
+    def _erase(self) -> None:
+        if self.tty and self._drawn_lines:
+            # Cursor to the start of the frame's first line, then clear to the end of the screen.
+            self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")
+            self._drawn_lines = 0

@@ -1,0 +1,307 @@
+"""The store: one writer, WAL, exactly-once metric ingestion, and the queries the REST routes use."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from manager.store import (
+    EventKind,
+    ExperimentRecord,
+    ExperimentStatus,
+    Store,
+    TrialSort,
+    TrialStatus,
+)
+from manager.training.base import FINAL, PERIODICAL, MetricReport
+from manager.training.local import read_metrics_file
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store.open(tmp_path)
+    yield store
+    store.close()
+
+
+def new_experiment(store: Store, tmp_path: Path, optimize_mode: str = "maximize") -> ExperimentRecord:
+    return store.create_experiment(
+        name="exp",
+        config={"trialCommand": "true"},
+        search_space=None,
+        trial_concurrency=1,
+        max_trial_number=None,
+        max_experiment_duration=None,
+        optimize_mode=optimize_mode,
+        tuner_name="Random",
+        experiments_root=tmp_path / "experiments",
+    )
+
+
+def report(kind: str, value: float | dict, sequence: int = 0) -> MetricReport:
+    default = value["default"] if isinstance(value, dict) else value
+    return MetricReport(kind, sequence, value, float(default), 1_700_000_000_000)
+
+
+def finished_trial(
+    store: Store, exp_id: str, value: float | None, status: TrialStatus = TrialStatus.SUCCEEDED
+) -> str:
+    trial = store.create_trial(exp_id, {"conv": {"_value": "a", "_idx": 0}})
+    store.mark_trial_running(trial.id, pid=1, pid_create_time=0.0, gpus=())
+    if value is not None:
+        store.ingest_metrics(trial.id, expected_offset=0, new_offset=10, reports=[report(FINAL, value)])
+    store.finish_trial(trial.id, status, exit_code=0)
+    return trial.id
+
+
+def test_the_database_file_is_in_wal_mode(store: Store, tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "nasctl.db")
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+
+
+def test_the_indexes_for_the_rest_queries_exist(store: Store, tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "nasctl.db")
+    indexes = {
+        name: [row[2] for row in connection.execute(f"PRAGMA index_info('{name}')")]
+        for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    connection.close()
+    assert ["experiment_id", "status"] in indexes.values()
+    assert ["experiment_id", "final_metric"] in indexes.values()
+    assert ["experiment_id", "id"] in indexes.values()
+
+
+def test_trials_get_consecutive_sequence_ids_and_nni_shaped_ids(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trials = [store.create_trial(exp.id, {"k": i}) for i in range(3)]
+    assert [t.sequence_id for t in trials] == [0, 1, 2]
+    assert [t.parameter_id for t in trials] == [0, 1, 2]
+    assert all(len(t.id) == 5 and t.id[0].isalpha() and t.id.isalnum() for t in trials)
+    assert trials[1].trial_dir == exp.experiment_dir / "trials" / trials[1].id
+    assert store.get_experiment(exp.id).trials_started == 3
+
+
+def test_concurrent_writers_never_see_database_is_locked(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    errors: list[BaseException] = []
+
+    def write_many() -> None:
+        try:
+            for _ in range(40):
+                trial = store.create_trial(exp.id, {})
+                store.add_event(exp.id, EventKind.ERROR, "x", trial_id=trial.id)
+                store.trial_page(exp.id, limit=5)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.trial_page(exp.id).total == 8 * 40
+    assert sorted(t.sequence_id for t in store.all_trials(exp.id)) == list(range(8 * 40))
+
+
+def test_a_status_change_is_logged_as_an_event_in_the_same_write(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial_id = finished_trial(store, exp.id, 0.5, TrialStatus.FAILED)
+    messages = [e.message for e in store.events(exp.id, EventKind.TRIAL_STATUS) if e.trial_id == trial_id]
+    assert messages == ["-> WAITING", "WAITING -> RUNNING (pid 1)", "RUNNING -> FAILED"]
+
+
+def test_an_ended_trial_is_not_ended_again(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial_id = finished_trial(store, exp.id, 0.5)
+    again = store.finish_trial(trial_id, TrialStatus.USER_CANCELED, reason="late cancel")
+    assert again.status is TrialStatus.SUCCEEDED and again.reason is None
+
+
+def test_ingest_stores_records_and_offset_together(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    result = store.ingest_metrics(
+        trial.id,
+        expected_offset=0,
+        new_offset=120,
+        reports=[
+            report(PERIODICAL, 0.1, 0),
+            report(PERIODICAL, 0.2, 1),
+            report(FINAL, {"default": 0.3, "loss": 2}),
+        ],
+    )
+    assert result.applied and result.stored == 3 and result.final is not None
+    stored = store.get_trial(exp.id, trial.id)
+    assert stored.metrics_offset == 120
+    assert stored.final_metric == pytest.approx(0.3)
+    assert stored.final_metric_data == {"default": 0.3, "loss": 2}
+    assert [m.value for m in store.trial_metrics(trial.id, PERIODICAL)] == [0.1, 0.2]
+
+
+def test_ingest_with_a_stale_offset_stores_nothing(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    chunk = [report(PERIODICAL, 0.1)]
+    store.ingest_metrics(trial.id, expected_offset=0, new_offset=50, reports=chunk)
+    repeat = store.ingest_metrics(trial.id, expected_offset=0, new_offset=50, reports=chunk)
+    assert not repeat.applied and repeat.offset == 50
+    assert len(store.trial_metrics(trial.id)) == 1
+
+
+def test_ingestion_resumes_from_the_stored_offset_after_reopening(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    lines = [f'{{"type": "PERIODICAL", "sequence": {i}, "value": {i / 10}, "time": 1.0}}\n' for i in range(4)]
+    metrics.write_text(lines[0] + lines[1] + lines[2][:15])  # the third record is half written
+
+    store = Store.open(tmp_path)
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    chunk = read_metrics_file(metrics, 0)
+    store.ingest_metrics(trial.id, expected_offset=0, new_offset=chunk.offset, reports=chunk.reports)
+    store.close()
+
+    with open(metrics, "a") as file:  # the trial goes on while no daemon runs
+        file.write(lines[2][15:] + lines[3])
+    reopened = Store.open(tmp_path)
+    offset = reopened.get_trial(exp.id, trial.id).metrics_offset
+    chunk = read_metrics_file(metrics, offset)
+    reopened.ingest_metrics(trial.id, expected_offset=offset, new_offset=chunk.offset, reports=chunk.reports)
+    values = [m.value for m in reopened.trial_metrics(trial.id)]
+    reopened.close()
+    assert values == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_only_the_first_final_result_counts(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    store.ingest_metrics(trial.id, expected_offset=0, new_offset=1, reports=[report(FINAL, 0.7)])
+    later = store.ingest_metrics(trial.id, expected_offset=1, new_offset=2, reports=[report(FINAL, 0.9)])
+    assert later.final is None
+    assert store.get_trial(exp.id, trial.id).final_metric == pytest.approx(0.7)
+    assert [e.message for e in store.events(exp.id, EventKind.INVALID_METRIC)] == [
+        "a second final result was recorded but ignored: the first one counts"
+    ]
+
+
+def test_invalid_lines_are_recorded_as_events(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    store.ingest_metrics(trial.id, expected_offset=0, new_offset=9, reports=[], invalid=["byte 0: not JSON"])
+    assert [e.message for e in store.events(exp.id, EventKind.INVALID_METRIC)] == ["byte 0: not JSON"]
+    assert store.get_trial(exp.id, trial.id).metrics_offset == 9
+
+
+def test_a_nan_metric_keeps_its_json_and_sorts_as_missing(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    nan_id = finished_trial(store, exp.id, math.nan)
+    good_id = finished_trial(store, exp.id, 0.2)
+    nan_trial = store.get_trial(exp.id, nan_id)
+    assert math.isnan(nan_trial.final_metric_data)
+    assert nan_trial.final_metric is None
+    page = store.trial_page(exp.id, sort=TrialSort.FINAL_METRIC, descending=True)
+    assert [t.id for t in page.items] == [good_id, nan_id]
+
+
+def test_trial_page_sorts_on_the_server_with_missing_values_last(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    ids = [finished_trial(store, exp.id, v) for v in (0.5, None, 0.9, 0.1)]
+    ascending = store.trial_page(exp.id, sort=TrialSort.FINAL_METRIC)
+    descending = store.trial_page(exp.id, sort=TrialSort.FINAL_METRIC, descending=True)
+    assert [t.id for t in ascending.items] == [ids[3], ids[0], ids[2], ids[1]]
+    assert [t.id for t in descending.items] == [ids[2], ids[0], ids[3], ids[1]]
+
+
+def test_trial_page_filters_by_status_and_pages_with_offset_and_limit(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    for i in range(7):
+        finished_trial(store, exp.id, i / 10, TrialStatus.SUCCEEDED if i % 2 == 0 else TrialStatus.FAILED)
+    page = store.trial_page(exp.id, status=TrialStatus.SUCCEEDED, offset=1, limit=2)
+    assert page.total == 4
+    assert [t.sequence_id for t in page.items] == [2, 4]
+
+
+def test_best_trials_follow_the_optimize_mode_and_skip_failed_ones(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path, optimize_mode="minimize")
+    low = finished_trial(store, exp.id, 0.1)
+    finished_trial(store, exp.id, 0.0, TrialStatus.FAILED)
+    mid = finished_trial(store, exp.id, 0.4)
+    finished_trial(store, exp.id, 0.9)
+    assert [t.id for t in store.best_trials(exp.id, 2, "minimize")] == [low, mid]
+
+
+def test_metrics_since_returns_newer_metrics_in_id_order(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    reports = [report(PERIODICAL, i / 10, i) for i in range(5)]
+    store.ingest_metrics(trial.id, expected_offset=0, new_offset=1, reports=reports)
+    first = store.metrics_since(exp.id, 0, limit=2)
+    rest = store.metrics_since(exp.id, first[-1].id)
+    assert [m.sequence for m in first] == [0, 1]
+    assert [m.sequence for m in rest] == [2, 3, 4]
+
+
+def test_trial_counts_list_every_status(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    finished_trial(store, exp.id, 0.1)
+    store.create_trial(exp.id, {})
+    counts = store.trial_counts([exp.id])[exp.id]
+    assert counts[TrialStatus.SUCCEEDED] == 1 and counts[TrialStatus.WAITING] == 1
+    assert set(counts) == set(TrialStatus)
+
+
+def test_tuner_checkpoint_round_trips(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    assert store.load_tuner_checkpoint(exp.id) is None
+    store.save_tuner_checkpoint(exp.id, {"seen": [1, 2]})
+    store.save_tuner_checkpoint(exp.id, {"seen": [1, 2, 3]})
+    assert store.load_tuner_checkpoint(exp.id) == {"seen": [1, 2, 3]}
+
+
+def test_status_change_and_error_are_kept(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    store.set_experiment_status(exp.id, ExperimentStatus.RUNNING, start_time=5)
+    store.record_error(exp.id, "tuner failed", "Traceback ...")
+    record = store.get_experiment(exp.id)
+    assert record.status is ExperimentStatus.RUNNING and record.start_time == 5
+    assert record.error == "tuner failed\nTraceback ..."
+    assert store.events(exp.id, EventKind.ERROR)[0].data == {"traceback": "Traceback ..."}
+
+
+def test_delete_experiment_removes_all_its_rows(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    other = new_experiment(store, tmp_path)
+    finished_trial(store, exp.id, 0.3)
+    finished_trial(store, other.id, 0.3)
+    store.save_tuner_checkpoint(exp.id, {})
+    assert store.delete_experiment(exp.id)
+    assert store.get_experiment(exp.id) is None
+    assert store.all_trials(exp.id) == [] and store.metrics_since(exp.id) == [] and store.events(exp.id) == []
+    assert len(store.all_trials(other.id)) == 1
+    assert not store.delete_experiment(exp.id)
+
+
+def test_list_experiments_is_newest_first_and_filters_by_status(store: Store, tmp_path: Path) -> None:
+    first = new_experiment(store, tmp_path)
+    time.sleep(0.005)
+    second = new_experiment(store, tmp_path)
+    store.set_experiment_status(first.id, ExperimentStatus.DONE)
+    assert [e.id for e in store.list_experiments()] == [second.id, first.id]
+    assert [e.id for e in store.list_experiments(ExperimentStatus.DONE)] == [first.id]
+
+
+def test_store_accepts_a_database_url(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    exp = new_experiment(store, tmp_path)
+    store.close()
+    assert (tmp_path / "elsewhere.db").is_file()
+    again = Store(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    assert again.get_experiment(exp.id) is not None
+    again.close()
