@@ -28,9 +28,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from manager.config import parse_config, parse_duration
+from manager.config import MAX_COUNT, parse_config, parse_duration
 from manager.experiment import (
-    MAX_COUNT,
     ExperimentManager,
     ExperimentNotFound,
     InvalidState,

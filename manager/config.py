@@ -35,6 +35,8 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _MAX_SHOWN = 60
+#: Counts (concurrency, trial budget, GPUs) above this fit no database integer column.
+MAX_COUNT = 2**31 - 1
 
 
 class ConfigError(ValueError):
@@ -346,6 +348,8 @@ class _Parser:
         value = entry.value
         if not (_is_whole(value) and value >= minimum):
             raise self.fail(entry.label, f"must be a whole number >= {minimum}, got {_describe(value)}")
+        if value > MAX_COUNT:
+            raise self.fail(entry.label, f"must be at most {MAX_COUNT}, got {_describe(value)}")
         return int(value)
 
     def duration(self, entry: _Entry) -> float:

@@ -55,7 +55,6 @@ METRIC_POLL_SECONDS = 0.25
 GPU_RETRY_SECONDS = 5.0
 RESUMABLE = (ExperimentStatus.STOPPED, ExperimentStatus.DONE, ExperimentStatus.ERROR)
 #: The largest count stored in an integer column on every database.
-MAX_COUNT = 2**31 - 1
 
 
 class ExperimentNotFound(LookupError):
@@ -800,12 +799,6 @@ class ExperimentManager:
         """
         from manager.tuners import check_tuner_config
 
-        for name, value in (
-            ("trialConcurrency", config.trial_concurrency),
-            ("maxTrialNumber", config.max_trial_number),
-        ):
-            if value is not None and value > MAX_COUNT:
-                raise ConfigError(f"config: {name}: must be at most {MAX_COUNT}, got {value}", field=name)
         self.make_training_service(config)
         space = load_search_space(config)
         check_tuner_config(config.tuner)

@@ -15,13 +15,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 import yaml
+from waiting import wait_until
 
 from nasctl.client import Client, DaemonInfo
 from nasctl.launcher import LauncherError, pid_alive, stop_daemon
@@ -89,17 +90,6 @@ def client_of(home: Path) -> Client:
     return Client.from_home(home)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def wait_finished(home: Path, exp_id: str, timeout: float = 60) -> dict[str, Any]:
     with client_of(home) as client:
 
@@ -107,12 +97,12 @@ def wait_finished(home: Path, exp_id: str, timeout: float = 60) -> dict[str, Any
             exp = client.get_experiment(exp_id)
             return exp if exp["status"] in ("DONE", "STOPPED", "ERROR") else None
 
-        return wait_for(finished, timeout, f"experiment {exp_id} to finish")
+        return wait_until(finished, timeout, f"experiment {exp_id} to finish")
 
 
 def wait_running_trials(home: Path, exp_id: str, n: int = 1) -> None:
     with client_of(home) as client:
-        wait_for(
+        wait_until(
             lambda: client.get_experiment(exp_id)["trialCounts"].get("RUNNING", 0) >= n,
             what=f"{n} running trial(s) of {exp_id}",
         )
@@ -579,10 +569,10 @@ def test_foreground_ctrl_c_stops_the_experiment_and_exits_130(home: Path, tmp_pa
         text=True,
     )
     try:
-        info = wait_for(lambda: DaemonInfo.read(home), 30, "the in-process daemon")
+        info = wait_until(lambda: DaemonInfo.read(home), 30, "the in-process daemon")
         assert info.pid == proc.pid
         with Client.from_info(info) as client:
-            exp_id = wait_for(lambda: client.list_experiments(), 30, "the experiment")[0]["id"]
+            exp_id = wait_until(lambda: client.list_experiments(), 30, "the experiment")[0]["id"]
         wait_running_trials(home, exp_id, 2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)

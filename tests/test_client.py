@@ -8,12 +8,12 @@ import json
 import os
 import socket
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from nasctl.client import ApiError, Client, ClientError, DaemonInfo, DaemonUnreachable, NoDaemon
 
@@ -32,17 +32,6 @@ def config(**overrides: Any) -> dict[str, Any]:
     }
     base.update(overrides)
     return base
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +65,7 @@ def finished(served: tuple[Path, str, str]) -> dict[str, Any]:
     _, url, token = served
     with Client(url, token) as c:
         exp = c.create_experiment(config(), REPO / "tests")
-        return wait_for(
+        return wait_until(
             lambda: (e := c.get_experiment(exp["id"]))["status"] in ("DONE", "ERROR") and e,
             what="the experiment to finish",
         )
@@ -84,7 +73,9 @@ def finished(served: tuple[Path, str, str]) -> dict[str, Any]:
 
 def running_experiment(client: Client) -> dict[str, Any]:
     exp = client.create_experiment(config(trialCommand="python3 cli_trial.py --sleep 60"), REPO / "tests")
-    wait_for(lambda: client.get_experiment(exp["id"])["trialCounts"]["RUNNING"] >= 1, what="a running trial")
+    wait_until(
+        lambda: client.get_experiment(exp["id"])["trialCounts"]["RUNNING"] >= 1, what="a running trial"
+    )
     return exp
 
 
@@ -190,7 +181,9 @@ def test_stop_waits_for_trials_and_resume_continues(client: Client) -> None:
     stopped = client.stop(exp["id"])
     assert stopped["status"] == "STOPPED" and stopped["trialCounts"]["RUNNING"] == 0
     assert client.resume(exp["id"])["status"] in ("INITIALIZED", "RUNNING")
-    wait_for(lambda: client.get_experiment(exp["id"])["trialCounts"]["RUNNING"] >= 1, what="a resumed trial")
+    wait_until(
+        lambda: client.get_experiment(exp["id"])["trialCounts"]["RUNNING"] >= 1, what="a resumed trial"
+    )
     with pytest.raises(ApiError) as err:
         client.resume(exp["id"])
     assert err.value.status == 409
