@@ -1,8 +1,8 @@
 """What the daemon costs per trial: 100 trivial trials through a real daemon vs 100 plain launches.
 
 Both sides run the same script (``tests/trials/fast_trial.py``: reads its parameters, reports two
-intermediate results and a final one) one at a time, in the same run, so the ratio compares like
-with like on this machine. The daemon side adds everything an experiment does per trial: asking
+intermediate results and a final one) at the same concurrency, in the same run, so the ratio
+compares like with like on this machine. The daemon side adds everything an experiment does per trial: asking
 the tuner, writing the trial's rows and folder, spawning through ``sh -c``, tailing and storing
 the metrics, telling the tuner the result. Also printed: how long from ``POST /experiments`` to
 the first trial RUNNING, and the gap between one trial's end and the next one's start.
@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -40,24 +41,29 @@ SPACE = {
 }
 
 
-def plain_launches(count: int, workdir: Path) -> float:
-    """Seconds to run the trial ``count`` times with subprocess, each with its own folder and file."""
+def plain_launch(i: int, workdir: Path) -> None:
+    """Run the trial once with subprocess, with its own folder, parameter file and log files."""
+    trial_dir = workdir / f"plain{i}"
+    trial_dir.mkdir()
+    parameters = {key: {"_value": "op0", "_idx": 0} for key in SPACE}
+    (trial_dir / "parameter.json").write_text(json.dumps({"parameter_id": i, "parameters": parameters}))
+    env = {
+        **os.environ,
+        "NASCTL_TRIAL_ID": f"plain{i}",
+        "NASCTL_TRIAL_DIR": str(trial_dir),
+        "NASCTL_PARAMETER_FILE": str(trial_dir / "parameter.json"),
+    }
+    with open(trial_dir / "stdout", "wb") as out, open(trial_dir / "stderr", "wb") as err:
+        subprocess.run(
+            [sys.executable, str(TRIAL)], cwd=TRIAL.parent, env=env, stdout=out, stderr=err, check=True
+        )
+
+
+def plain_launches(count: int, concurrency: int, workdir: Path) -> float:
+    """Seconds to run the trial ``count`` times, ``concurrency`` at a time, with a minimal pool."""
     started = time.perf_counter()
-    for i in range(count):
-        trial_dir = workdir / f"plain{i}"
-        trial_dir.mkdir()
-        parameters = {key: {"_value": "op0", "_idx": 0} for key in SPACE}
-        (trial_dir / "parameter.json").write_text(json.dumps({"parameter_id": i, "parameters": parameters}))
-        env = {
-            **os.environ,
-            "NASCTL_TRIAL_ID": f"plain{i}",
-            "NASCTL_TRIAL_DIR": str(trial_dir),
-            "NASCTL_PARAMETER_FILE": str(trial_dir / "parameter.json"),
-        }
-        with open(trial_dir / "stdout", "wb") as out, open(trial_dir / "stderr", "wb") as err:
-            subprocess.run(
-                [sys.executable, str(TRIAL)], cwd=TRIAL.parent, env=env, stdout=out, stderr=err, check=True
-            )
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(plain_launch, range(count), itertools.repeat(workdir)))
     return time.perf_counter() - started
 
 
@@ -118,7 +124,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nasctl-bench-") as tmp:
         workdir = Path(tmp)
-        plain = plain_launches(args.trials, workdir)
+        plain = plain_launches(args.trials, args.concurrency, workdir)
         daemon = through_daemon(args.trials, args.concurrency, workdir / "home")
     seconds = float(daemon["seconds"])  # type: ignore[arg-type]
     overhead_ms = (seconds - plain) / args.trials * 1000
