@@ -452,10 +452,14 @@ def status(app: App, experiment_id: str | None, as_json: bool) -> None:
 
     client = app.client()
     experiment = resolve_experiment(client, experiment_id)
+    waiting_reason = None
+    if (experiment.get("trialCounts") or {}).get("WAITING"):
+        waiting = client.trials(experiment["id"], status="WAITING", limit=1)["items"]
+        waiting_reason = waiting[0].get("waitingReason") if waiting else None
     if as_json:
-        echo_json({**experiment, "dashboardUrl": app.dashboard_url})
+        echo_json({**experiment, "dashboardUrl": app.dashboard_url, "waitingReason": waiting_reason})
         return
-    click.echo(status_text(experiment, app.dashboard_url))
+    click.echo(status_text(experiment, app.dashboard_url, waiting_reason))
 
 
 @cli.command(name="list")

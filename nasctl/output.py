@@ -143,8 +143,10 @@ def elapsed(experiment: Mapping[str, Any]) -> float | None:
     return max(0.0, (end - start) / 1000)
 
 
-def status_text(experiment: Mapping[str, Any], dashboard_url: str | None) -> str:
-    """The ``nasctl status`` page: name, status, progress, best, counts, error, dashboard link."""
+def status_text(
+    experiment: Mapping[str, Any], dashboard_url: str | None, waiting_reason: str | None = None
+) -> str:
+    """The ``nasctl status`` page: name, status, progress, best, counts, why a trial waits, error, link."""
     counts = experiment.get("trialCounts") or {}
     limit = experiment.get("maxExperimentDuration")
     rows = [
@@ -168,6 +170,8 @@ def status_text(experiment: Mapping[str, Any], dashboard_url: str | None) -> str
             format_duration(elapsed(experiment)) + (f" (limit {format_duration(limit)})" if limit else ""),
         ),
     ]
+    if waiting_reason:
+        rows.append(("waiting", waiting_reason))
     error = experiment.get("error")
     if error:
         rows.append(("error", last_line(str(error))))
