@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean browser
 
 setup: $(STAMP)
 
@@ -17,8 +17,20 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m nasctl.demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The dashboard's browser tests drive Debian's Chromium through Playwright (which never downloads a
+# browser here); install it when missing. Without it those tests skip, unless NASCTL_REQUIRE_BROWSER=1.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the dashboard's browser tests"; \
+	  $(APT) install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $(APT) update -q >/dev/null && $(APT) install -y -q --no-install-recommends chromium >/dev/null; } || \
+	  echo "warning: could not install chromium: the browser tests will be skipped"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _default_home() -> Path:
@@ -34,18 +35,61 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a non-loopback --host (anyone with the token controls it)",
     )
+    serve.add_argument(
+        "--max-log-size",
+        type=_byte_count,
+        default=None,
+        metavar="BYTES",
+        help="cut a trial's stdout or stderr back when it passes this size (default 1 GiB; 0: never)",
+    )
+    serve.add_argument(
+        "--kill-grace",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long a trial may take to exit after SIGTERM before SIGKILL (default 5)",
+    )
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 3600 seconds, got {text}")
+    return value
+
+
+def _byte_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of bytes, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     home = (args.home or _default_home()).expanduser()
-    from manager.daemon import Daemon, DaemonError
+    from manager.daemon import REMOTE_WARNING, Daemon, DaemonError, is_loopback
 
-    daemon = Daemon(home, host=args.host, port=args.port, db_url=args.db_url, allow_remote=args.allow_remote)
+    options: dict[str, Any] = {}
+    if args.max_log_size is not None:
+        options["max_log_bytes"] = args.max_log_size or None
+    if args.kill_grace is not None:
+        options["kill_grace"] = args.kill_grace
+    daemon = Daemon(
+        home, host=args.host, port=args.port, db_url=args.db_url, allow_remote=args.allow_remote, **options
+    )
 
     def started(port: int, _token: str) -> None:
         print(f"nasctl manager listening on {daemon.url} (pid {os.getpid()}, home {daemon.home})", flush=True)
+        if not is_loopback(args.host):
+            print(f"warning: {REMOTE_WARNING % args.host}", file=sys.stderr, flush=True)
 
     try:
         daemon.serve_forever(on_started=started)

@@ -11,7 +11,6 @@ routes that change an experiment run on the event loop, where the experiment loo
 from __future__ import annotations
 
 import csv
-import hmac
 import io
 import json
 import logging
@@ -25,10 +24,12 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from manager import webauth
 from manager.config import MAX_COUNT, parse_config, parse_duration
+from manager.dashboard import add_experiment_views, install_web
 from manager.experiment import (
     ExperimentManager,
     ExperimentNotFound,
@@ -41,13 +42,14 @@ from manager.store import (
     ExperimentRecord,
     ExperimentStatus,
     MetricRecord,
+    StorageError,
     Store,
     TrialRecord,
     TrialSort,
     TrialStatus,
     now_ms,
 )
-from manager.training.base import LOG_STREAMS
+from manager.training.base import LOG_STREAMS, LogAccessError, open_trial_log, stream_file
 from trials.errors import did_you_mean
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 MAX_PAGE = 1000
 MAX_METRICS_PAGE = 10000
+#: The largest integer a database column (SQLite's INTEGER) holds: larger ids or offsets are a 400.
+MAX_SQL_INT = 2**63 - 1
 PATCHABLE = ("trialConcurrency", "maxTrialNumber", "maxExperimentDuration")
 
 
@@ -93,9 +97,11 @@ class SafeJSONResponse(JSONResponse):
     """JSON where NaN and infinities, which JSON cannot carry, become "NaN"/"Infinity"/"-Infinity"."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(
-            _finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode("utf-8")
+        try:  # the common case has no NaN: skip the walk over a (possibly large) answer
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(_finite(content), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
 
 
 def _finite(value: Any) -> Any:
@@ -202,6 +208,8 @@ def _int_query(request: Request, name: str, default: int, low: int, high: int | 
         raise ApiError(400, f"{name}: must be {allowed}, got {text!r}") from None
     if value < low or (high is not None and value > high):
         raise ApiError(400, f"{name}: must be {allowed}, got {value}")
+    if value > MAX_SQL_INT:  # the database cannot even compare with it
+        raise ApiError(400, f"{name}: must be a whole number from {low} to {MAX_SQL_INT}, got {value}")
     return value
 
 
@@ -376,17 +384,12 @@ def create_app(
     app.state.api = state
     store = state.store
     experiments = state.experiments
-    token = state.token.encode()
 
     def authorize(request: Request) -> None:
-        header = request.headers.get("authorization")
-        if not header:
-            raise ApiError(
-                401, "missing token: send 'Authorization: Bearer <token>' (see $NASCTL_HOME/manager.json)"
-            )
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
-            raise ApiError(401, "invalid token")
+        # the Bearer header, or the dashboard's HTTP-only cookie (manager/webauth.py); constant time
+        failure = webauth.check(request, state.token, request.method)
+        if failure is not None:
+            raise ApiError(failure.status, failure.detail)
 
     def experiment_or_404(experiment_id: str) -> ExperimentRecord:
         record = store.get_experiment(experiment_id)
@@ -420,6 +423,11 @@ def create_app(
     @app.exception_handler(InvalidState)
     async def conflict(_request: Request, exc: InvalidState) -> Response:
         return SafeJSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(StorageError)
+    async def storage_full(_request: Request, exc: StorageError) -> Response:
+        # the disk is full or read-only: not the client's fault, and nothing was changed
+        return SafeJSONResponse({"detail": str(exc)}, status_code=507)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(_request: Request, exc: RequestValidationError) -> Response:
@@ -568,13 +576,21 @@ def create_app(
         response_class=PlainTextResponse,
         response_model=None,
     )
-    def trial_log(experiment_id: str, trial_id: str, stream: str, request: Request) -> PlainTextResponse:
+    def trial_log(experiment_id: str, trial_id: str, stream: str, request: Request) -> Response:
         trial = trial_or_404(experiment_id, trial_id)
         if stream not in LOG_STREAMS:
             raise ApiError(404, f"no log {stream!r}; a trial has {' and '.join(LOG_STREAMS)}")
         tail = _int_query(request, "tail", -1, 0)
-        text = tail_lines(trial.trial_dir / stream, None if tail < 0 else tail)
-        return PlainTextResponse(text)
+        try:  # only inside the experiment's folder, symlinks followed (manager/training/base.py)
+            file = open_trial_log(experiment_or_404(experiment_id).experiment_dir, trial.trial_dir, stream)
+        except LogAccessError as exc:
+            raise ApiError(403, f"trial {trial_id}: {exc}") from None
+        if file is None:
+            return PlainTextResponse("")
+        if tail < 0:  # streamed: a log may be large, the daemon's memory stays bounded
+            return StreamingResponse(stream_file(file), media_type="text/plain; charset=utf-8")
+        with file:
+            return PlainTextResponse(_read_tail(file, tail).decode("utf-8", errors="replace"))
 
     @app.get(f"{API_PREFIX}/experiments/{{experiment_id}}/metrics", dependencies=secured, response_model=None)
     def metrics(experiment_id: str, request: Request) -> dict[str, Any]:
@@ -600,7 +616,91 @@ def create_app(
             return PlainTextResponse(export_csv(trials), media_type="text/csv")
         return export_rows(trials)
 
+    document_hand_parsed_inputs(app)
+    add_experiment_views(app, store, secured, API_PREFIX)  # the dashboard's charts (manager/dashboard.py)
+    install_web(app, state.token, mode="daemon")  # the dashboard itself at /
     return app
+
+
+def _integer(low: int, high: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": low}
+    if high is not None:
+        schema["maximum"] = high
+    return schema
+
+
+def _enum(values: Any) -> dict[str, Any]:
+    return {"type": "string", "enum": [v.value if hasattr(v, "value") else v for v in values]}
+
+
+_EXPERIMENT = f"{API_PREFIX}/experiments/{{experiment_id}}"
+#: What the routes above parse by hand (for errors that name the field), for the OpenAPI document.
+HAND_PARSED_INPUTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", f"{API_PREFIX}/experiments"): {"query": {"status": _enum(ExperimentStatus)}},
+    ("POST", f"{API_PREFIX}/experiments"): {
+        "body": {
+            "type": "object",
+            "required": ["config", "baseDir"],
+            "properties": {
+                "config": {"type": "object", "description": "the experiment YAML as JSON"},
+                "baseDir": {
+                    "type": "string",
+                    "description": "absolute folder that relative paths start from",
+                },
+            },
+        }
+    },
+    ("PATCH", _EXPERIMENT): {
+        "body": {
+            "type": "object",
+            "properties": {
+                "trialConcurrency": _integer(1, MAX_COUNT),
+                "maxTrialNumber": {"anyOf": [_integer(1, MAX_COUNT), {"type": "null"}]},
+                "maxExperimentDuration": {
+                    "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}]
+                },
+            },
+        }
+    },
+    ("GET", f"{_EXPERIMENT}/trials"): {
+        "query": {
+            "status": _enum(TrialStatus),
+            "sort": _enum(TrialSort),
+            "order": _enum(("asc", "desc")),
+            "offset": _integer(0, MAX_SQL_INT),
+            "limit": _integer(1, MAX_PAGE),
+        }
+    },
+    ("GET", f"{_EXPERIMENT}/trials/{{trial_id}}/log/{{stream}}"): {
+        "query": {"tail": _integer(0, MAX_SQL_INT)}
+    },
+    ("GET", f"{_EXPERIMENT}/metrics"): {
+        "query": {"since": _integer(0, MAX_SQL_INT), "limit": _integer(1, MAX_METRICS_PAGE)}
+    },
+    ("GET", f"{_EXPERIMENT}/best"): {"query": {"k": _integer(1, MAX_PAGE)}},
+    ("GET", f"{_EXPERIMENT}/export"): {"query": {"format": _enum(("json", "csv"))}},
+}
+
+
+def document_hand_parsed_inputs(app: FastAPI) -> None:
+    """Put the query parameters and bodies of :data:`HAND_PARSED_INPUTS` into the OpenAPI document."""
+    for route in app.routes:
+        for method in getattr(route, "methods", ()) or ():
+            inputs = HAND_PARSED_INPUTS.get((method, getattr(route, "path", "")))
+            if inputs is None:
+                continue
+            extra: dict[str, Any] = dict(getattr(route, "openapi_extra", None) or {})
+            if "query" in inputs:
+                extra["parameters"] = [
+                    {"name": name, "in": "query", "required": False, "schema": schema}
+                    for name, schema in inputs["query"].items()
+                ]
+            if "body" in inputs:
+                extra["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": inputs["body"]}},
+                }
+            route.openapi_extra = extra  # type: ignore[attr-defined]
 
 
 def _one_line(text: str) -> str:

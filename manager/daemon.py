@@ -5,8 +5,14 @@ asyncio loop, and only once it listens writes ``$NASCTL_HOME/manager.json`` (pid
 token, startedAt, version; mode 0600, atomically) so that a client reading the file can connect
 at once. An exclusive lock on ``manager.lock`` makes a second daemon for the same home refuse to
 start. On start, experiments that a previous daemon left active are marked STOPPED so that
-``resume`` continues them; on a clean exit every running experiment is stopped the same way,
-its trials waited for, and manager.json removed.
+``resume`` continues them (their live trials keep running and are re-adopted then, see
+:mod:`manager.experiment`); on a clean exit every running experiment is stopped, its trials
+waited for (each gets a terminal status), and manager.json removed.
+
+Security: every route but health needs the token (compared in constant time); the daemon listens
+on 127.0.0.1 unless ``allow_remote`` (then it warns); a new home is made 0700 and manager.json
+0600; request bodies are bounded and, on loopback, the Host header must be a loopback name
+(:mod:`manager.requestguard`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from fastapi import FastAPI
 
 from manager.api import VERSION, ApiState, create_app
 from manager.experiment import ExperimentManager
+from manager.requestguard import MAX_BODY_BYTES, RequestGuard
 from manager.store import Store
+from manager.training.local import DEFAULT_MAX_LOG_BYTES
 
 log = logging.getLogger("manager")
 
@@ -42,6 +50,12 @@ LOG_FILE = "manager.log"
 START_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 600.0
 _LOGGERS = ("manager", "uvicorn.error")
+
+
+REMOTE_WARNING = (
+    "listening on %s: anyone who can reach this port and has the token controls the daemon "
+    "(and can run commands as this user)"
+)
 
 
 class DaemonError(RuntimeError):
@@ -70,8 +84,12 @@ class Daemon:
         *,
         kill_grace: float = 5.0,
         gpu_inventory: Callable[[], Any] | None = None,
+        max_log_bytes: int | None = DEFAULT_MAX_LOG_BYTES,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.home = Path(home).expanduser()
+        self.max_log_bytes = max_log_bytes
+        self.max_body_bytes = max_body_bytes
         self.host = host
         self.port = port
         self.db_url = db_url
@@ -114,11 +132,18 @@ class Daemon:
             self.store = self._open_store()
             self.token = secrets.token_urlsafe(32)
             self.manager = ExperimentManager(
-                self.store, self.home, kill_grace=self.kill_grace, gpu_inventory=self.gpu_inventory
+                self.store,
+                self.home,
+                kill_grace=self.kill_grace,
+                gpu_inventory=self.gpu_inventory,
+                max_log_bytes=self.max_log_bytes,
             )
             app = create_app(ApiState(self.store, self.manager, self.token), lifespan=self._lifespan)
+            guarded = RequestGuard(
+                app, max_body_bytes=self.max_body_bytes, loopback_only=is_loopback(self.host)
+            )
             config = uvicorn.Config(
-                app,
+                guarded,
                 log_config=None,
                 access_log=False,
                 loop="asyncio",
@@ -145,7 +170,10 @@ class Daemon:
 
     def _prepare_home(self) -> None:
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            if not self.home.exists():
+                self.home.mkdir(parents=True, mode=0o700)  # the database holds configs and commands
+        except FileExistsError:
+            pass
         except OSError as exc:
             raise DaemonError(f"cannot create home {self.home}: {exc.strerror}") from None
         if not os.access(self.home, os.W_OK | os.X_OK):
@@ -168,9 +196,7 @@ class Daemon:
                 f"refusing to listen on {self.host}: other machines could reach the daemon; "
                 "use 127.0.0.1, or pass --allow-remote if you mean it"
             )
-        log.warning(
-            "listening on %s: anyone who can reach this port and has the token controls the daemon", self.host
-        )
+        log.warning(REMOTE_WARNING, self.host)
 
     def _take_lock(self) -> None:
         fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
@@ -219,7 +245,7 @@ class Daemon:
         recovered = await self.manager.recover()
         if recovered:
             log.info(
-                "marked %d experiment(s) of the previous daemon STOPPED: %s",
+                "marked %d experiment(s) of the previous daemon STOPPED (resume continues them): %s",
                 len(recovered),
                 ", ".join(recovered),
             )
@@ -290,7 +316,10 @@ class Daemon:
         except (OSError, ValueError):
             return
         if info.get("pid") == os.getpid() and info.get("token") == self.token:
-            self.manager_file.unlink(missing_ok=True)
+            try:
+                self.manager_file.unlink(missing_ok=True)
+            except OSError as exc:  # a read-only home: the next client sees the pid is gone
+                log.warning("cannot remove %s: %s", self.manager_file, exc.strerror)
 
     def _cleanup(self) -> None:
         self._closed = True

@@ -17,8 +17,11 @@ metric sorts with the missing ones; its JSON keeps the NaN.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import errno
 import math
+import os
 import secrets
 import string
 import threading
@@ -42,15 +45,21 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     select,
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from manager.training.base import MetricReport
 
 T = TypeVar("T")
+
+#: Bytes kept free next to the database so that a full disk still lets the daemon record why.
+RESERVE_BYTES = 1 << 20
+RESERVE_SUFFIX = "-reserve"
 
 
 class TrialStatus(str, enum.Enum):
@@ -104,6 +113,7 @@ class EventKind(str, enum.Enum):
     INVALID_METRIC = "INVALID_METRIC"
     LIMITS_CHANGED = "LIMITS_CHANGED"
     DAEMON_RESTARTED = "DAEMON_RESTARTED"
+    LOG_TRIMMED = "LOG_TRIMMED"
 
 
 class TrialSort(str, enum.Enum):
@@ -149,6 +159,8 @@ class ExperimentRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     experiment_dir: Mapped[str] = mapped_column(Text)
     next_sequence_id: Mapped[int] = mapped_column(Integer, default=0)
+    #: Trials whose place in maxTrialNumber was given back (ended by a stop or a daemon crash).
+    returned_slots: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TrialRow(Base):
@@ -180,6 +192,9 @@ class TrialRow(Base):
     pid_create_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: Bytes of metrics.jsonl already stored; moves in the same transaction as the metrics.
     metrics_offset: Mapped[int] = mapped_column(Integer, default=0)
+    #: The stored tuner checkpoint already knows this trial's final result / its end.
+    result_in_checkpoint: Mapped[bool] = mapped_column(default=False)
+    end_in_checkpoint: Mapped[bool] = mapped_column(default=False)
 
 
 class MetricRow(Base):
@@ -244,10 +259,16 @@ class ExperimentRecord:
     error: str | None
     experiment_dir: Path
     next_sequence_id: int
+    returned_slots: int = 0
 
     @property
     def trials_started(self) -> int:
         return self.next_sequence_id
+
+    @property
+    def budget_used(self) -> int:
+        """Trials that count against maxTrialNumber: those started, less the places given back."""
+        return self.next_sequence_id - self.returned_slots
 
 
 @dataclass(frozen=True)
@@ -272,6 +293,8 @@ class TrialRecord:
     pid: int | None
     pid_create_time: float | None
     metrics_offset: int
+    result_in_checkpoint: bool = False
+    end_in_checkpoint: bool = False
 
     def duration(self, now: int | None = None) -> float | None:
         """Seconds from start to end (to now while it runs); None before it starts."""
@@ -321,6 +344,19 @@ class IngestResult:
     offset: int
 
 
+@dataclass(frozen=True)
+class TunerCheckpoint:
+    """A tuner's saved state, and the trials whose result / end it has already learned."""
+
+    state: Any
+    results: tuple[str, ...] = ()
+    ends: tuple[str, ...] = ()
+
+
+class StorageError(RuntimeError):
+    """The database cannot be written (disk full, read-only, I/O error); one line for a person."""
+
+
 class _Keep:
     """Marker for "leave this field as it is" where None is a meaningful new value."""
 
@@ -335,7 +371,7 @@ _TRIAL_ID_FIRST = string.ascii_letters
 _TRIAL_ID_REST = string.ascii_letters + string.digits
 
 
-def _new_experiment_id() -> str:
+def new_experiment_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
 
 
@@ -352,10 +388,16 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 class Store:
-    """The daemon's database. Thread-safe; writes are serialized on one writer thread."""
+    """The daemon's database. Thread-safe; writes are serialized on one writer thread.
 
-    def __init__(self, db_url: str) -> None:
+    A write that fails because the disk is full, read-only or failing raises :class:`StorageError`.
+    ``reserve`` (a file of :data:`RESERVE_BYTES` next to the database, made when the store opens)
+    is freed by :meth:`make_room`, so that after such a failure the daemon can still record why.
+    """
+
+    def __init__(self, db_url: str, reserve: Path | None = None) -> None:
         self.db_url = db_url
+        self.reserve = reserve
         self._is_sqlite = db_url.startswith("sqlite")
         self._write_engine = self._engine(pool_size=1)
         self._read_engine = self._engine(pool_size=8)
@@ -364,11 +406,19 @@ class Store:
         self._writer.submit(self._remember_writer).result()
         self._write(lambda session: Base.metadata.create_all(session.connection()))
         self._closed = False
+        if reserve is not None:
+            _make_reserve(reserve)
 
     @classmethod
     def open(cls, home: Path, db_url: str | None = None) -> Store:
-        """The store of a daemon home: ``db_url`` or ``sqlite:///<home>/nasctl.db``."""
-        return cls(db_url or f"sqlite:///{Path(home).resolve() / 'nasctl.db'}")
+        """The store of a daemon home: ``db_url`` or ``sqlite:///<home>/nasctl.db`` (with a reserve)."""
+        if db_url:
+            return cls(db_url)
+        path = Path(home).resolve() / "nasctl.db"
+        if not path.exists():  # configs hold commands: only this user may read them (-wal/-shm follow)
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return cls(f"sqlite:///{path}", reserve=path.with_name(path.name + RESERVE_SUFFIX))
 
     def _engine(self, pool_size: int) -> Engine:
         if self._is_sqlite:
@@ -395,8 +445,49 @@ class Store:
 
     # -- plumbing ---------------------------------------------------------------------------
     def _run_write(self, fn: Callable[[Session], T]) -> T:
-        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
-            return fn(session)
+        try:
+            with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+                return fn(session)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            problem = storage_problem(exc)
+            if problem is None:
+                raise
+            raise StorageError(f"cannot write the database {self._where()}: {problem}") from exc
+
+    def _where(self) -> str:
+        return self._write_engine.url.database or self.db_url if self._is_sqlite else self.db_url
+
+    def make_room(self) -> bool:
+        """After a :class:`StorageError`: free the reserve and fold the WAL into the database.
+
+        Returns True when something was freed (a write may now succeed). Blocking.
+        """
+        freed = False
+        if self.reserve is not None and self.reserve.exists():
+            with contextlib.suppress(OSError):
+                self.reserve.unlink()
+                freed = True
+        if self._is_sqlite:
+
+            def truncate_wal() -> bool:
+                try:
+                    with self._write_engine.connect() as connection:
+                        row = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                        connection.commit()
+                    return row is not None and row[0] == 0
+                except Exception:
+                    return False
+
+            freed = self._writer.submit(truncate_wal).result() or freed
+        return freed
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check``: "ok" for a sound database."""
+        if not self._is_sqlite:
+            return "ok"
+        with self._read_engine.connect() as connection:
+            rows = connection.exec_driver_sql("PRAGMA integrity_check").fetchall()
+        return "; ".join(str(row[0]) for row in rows)
 
     def _write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn`` in one transaction on the writer thread and return its result."""
@@ -407,6 +498,10 @@ class Store:
     def _read(self, fn: Callable[[Session], T]) -> T:
         with Session(self._read_engine) as session:
             return fn(session)
+
+    def read(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` on a read connection: for modules with queries of their own (the dashboard's)."""
+        return self._read(fn)
 
     def submit(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         """Run a store method on the writer thread; the future resolves with its result."""
@@ -434,9 +529,9 @@ class Store:
         """A new INITIALIZED experiment whose folder is ``experiments_root/<id>``."""
 
         def work(session: Session) -> ExperimentRecord:
-            exp_id = experiment_id or _new_experiment_id()
+            exp_id = experiment_id or new_experiment_id()
             while experiment_id is None and session.get(ExperimentRow, exp_id) is not None:
-                exp_id = _new_experiment_id()
+                exp_id = new_experiment_id()
             row = ExperimentRow(
                 id=exp_id,
                 name=name,
@@ -452,6 +547,7 @@ class Store:
                 elapsed=0.0,
                 experiment_dir=str(Path(experiments_root) / exp_id),
                 next_sequence_id=0,
+                returned_slots=0,
             )
             session.add(row)
             _add_event(session, exp_id, None, EventKind.EXPERIMENT_STATUS, "experiment created", None)
@@ -593,8 +689,14 @@ class Store:
         return self._write(work)
 
     # -- trials -----------------------------------------------------------------------------
-    def create_trial(self, experiment_id: str, parameters: Mapping[str, Any]) -> TrialRecord:
-        """A WAITING trial with the next sequence id (also its parameter id) and a fresh id."""
+    def create_trial(
+        self, experiment_id: str, parameters: Mapping[str, Any], checkpoint: TunerCheckpoint | None = None
+    ) -> TrialRecord:
+        """A WAITING trial with the next sequence id (also its parameter id) and a fresh id.
+
+        ``checkpoint`` (the tuner's state right after it proposed ``parameters``) is saved in the
+        same transaction, so after a crash the tuner's memory and the trial list agree.
+        """
 
         def work(session: Session) -> TrialRecord:
             exp = _get_experiment_row(session, experiment_id)
@@ -620,6 +722,8 @@ class Store:
                 session, experiment_id, trial_id, EventKind.TRIAL_STATUS, "-> WAITING", {"to": "WAITING"}
             )
             session.flush()
+            if checkpoint is not None:
+                _save_checkpoint(session, experiment_id, checkpoint)
             return _trial_record(row)
 
         return self._write(work)
@@ -667,13 +771,20 @@ class Store:
         signal: int | None = None,
         reason: str | None = None,
         end_time: int | None = None,
+        return_slot: bool = False,
     ) -> TrialRecord:
-        """Move a trial to a terminal status and log it; a trial already ended stays as it was."""
+        """Move a trial to a terminal status and log it; a trial already ended stays as it was.
+
+        ``return_slot`` gives the trial's place in maxTrialNumber back (same transaction).
+        """
 
         def work(session: Session) -> TrialRecord:
             row = _get_trial_row(session, trial_id)
             if TrialStatus(row.status).is_terminal:
                 return _trial_record(row)
+            if return_slot:
+                experiment = _get_experiment_row(session, row.experiment_id)
+                experiment.returned_slots = (experiment.returned_slots or 0) + 1
             old = row.status
             row.status = status.value
             row.end_time = end_time if end_time is not None else now_ms()
@@ -685,6 +796,7 @@ class Store:
                 "exitCode": exit_code,
                 "signal": signal,
                 "reason": reason,
+                "slotReturned": return_slot,
             }
             _add_event(session, row.experiment_id, trial_id, EventKind.TRIAL_STATUS, text, data)
             session.flush()
@@ -811,18 +923,23 @@ class Store:
             if trial.metrics_offset != expected_offset:
                 return IngestResult(False, 0, None, trial.metrics_offset)
             final: MetricReport | None = None
-            for report in reports:
-                session.add(
-                    MetricRow(
-                        experiment_id=trial.experiment_id,
-                        trial_id=trial_id,
-                        type=report.kind,
-                        sequence=report.sequence,
-                        value=report.value,
-                        default_value=_finite_or_none(report.default_value),
-                        time=report.time_ms,
-                    )
+            if reports:  # one executemany, not one ORM object per record: 100,000 records take a second
+                session.execute(
+                    insert(MetricRow),
+                    [
+                        {
+                            "experiment_id": trial.experiment_id,
+                            "trial_id": trial_id,
+                            "type": report.kind,
+                            "sequence": report.sequence,
+                            "value": report.value,
+                            "default_value": _finite_or_none(report.default_value),
+                            "time": report.time_ms,
+                        }
+                        for report in reports
+                    ],
                 )
+            for report in reports:
                 if report.is_final:
                     if trial.final_metric_data is None and final is None:
                         final = report
@@ -847,35 +964,59 @@ class Store:
     def metrics_since(self, experiment_id: str, since: int = 0, limit: int = 1000) -> list[MetricRecord]:
         """Metrics with ``id > since`` in id order: incremental polling."""
         query = (
-            select(MetricRow)
+            select(*_METRIC_COLUMNS)
             .where(MetricRow.experiment_id == experiment_id, MetricRow.id > since)
             .order_by(MetricRow.id)
             .limit(limit)
         )
-        return self._read(lambda s: [_metric_record(row) for row in s.scalars(query)])
+        return self._read(lambda s: [MetricRecord(*row) for row in s.execute(query)])
 
     def trial_metrics(self, trial_id: str, kind: str | None = None) -> list[MetricRecord]:
-        query = select(MetricRow).where(MetricRow.trial_id == trial_id).order_by(MetricRow.id)
+        query = select(*_METRIC_COLUMNS).where(MetricRow.trial_id == trial_id).order_by(MetricRow.id)
         if kind is not None:
             query = query.where(MetricRow.type == kind)
-        return self._read(lambda s: [_metric_record(row) for row in s.scalars(query)])
+        return self._read(lambda s: [MetricRecord(*row) for row in s.execute(query)])
 
     # -- tuner checkpoints -----------------------------------------------------------------
-    def save_tuner_checkpoint(self, experiment_id: str, state: Any) -> None:
-        def work(session: Session) -> None:
-            row = session.get(TunerCheckpointRow, experiment_id)
-            if row is None:
-                session.add(TunerCheckpointRow(experiment_id=experiment_id, time=now_ms(), state=state))
-            else:
-                row.time, row.state = now_ms(), state
+    def save_tuner_checkpoint(self, experiment_id: str, state: Any | TunerCheckpoint) -> None:
+        """Keep the tuner's state; with a :class:`TunerCheckpoint`, mark what it has learned."""
+        checkpoint = state if isinstance(state, TunerCheckpoint) else TunerCheckpoint(state)
+        self._write(lambda session: _save_checkpoint(session, experiment_id, checkpoint))
 
-        self._write(work)
+    def tuner_backlog(self, experiment_id: str) -> list[TrialRecord]:
+        """Trials with a final result or an end that the stored tuner checkpoint does not know yet."""
+        query = (
+            select(TrialRow)
+            .where(
+                TrialRow.experiment_id == experiment_id,
+                (
+                    (TrialRow.final_metric_data.is_not(None) & ~TrialRow.result_in_checkpoint)
+                    | (
+                        TrialRow.status.not_in([TrialStatus.WAITING.value, TrialStatus.RUNNING.value])
+                        & ~TrialRow.end_in_checkpoint
+                    )
+                ),
+            )
+            .order_by(TrialRow.sequence_id)
+        )
+        return self._read(lambda s: [_trial_record(row) for row in s.scalars(query)])
 
     def load_tuner_checkpoint(self, experiment_id: str) -> Any | None:
         return self._read(lambda s: _maybe(s.get(TunerCheckpointRow, experiment_id), lambda row: row.state))
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _save_checkpoint(session: Session, experiment_id: str, checkpoint: TunerCheckpoint) -> None:
+    row = session.get(TunerCheckpointRow, experiment_id)
+    if row is None:
+        session.add(TunerCheckpointRow(experiment_id=experiment_id, time=now_ms(), state=checkpoint.state))
+    else:
+        row.time, row.state = now_ms(), checkpoint.state
+    for ids, column in ((checkpoint.results, "result_in_checkpoint"), (checkpoint.ends, "end_in_checkpoint")):
+        if ids:
+            session.execute(update(TrialRow).where(TrialRow.id.in_(list(ids))).values({column: True}))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -885,6 +1026,58 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+#: SQLite's primary result codes that mean "the storage refuses writes", in words.
+_SQLITE_STORAGE_CODES = {
+    8: "the database is read-only",  # SQLITE_READONLY
+    10: "disk I/O error (is the disk full or gone?)",  # SQLITE_IOERR
+    13: "the disk is full",  # SQLITE_FULL
+    14: "cannot open the database file",  # SQLITE_CANTOPEN
+}
+_OS_STORAGE_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "a file grew past its size limit",
+    errno.EROFS: "the file system is read-only",
+    errno.EIO: "disk I/O error",
+}
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """What a storage failure is in words (disk full, read-only, I/O), or None for other errors."""
+    if isinstance(exc, OSError):
+        return _OS_STORAGE_ERRNOS.get(exc.errno or 0)
+    original = getattr(exc, "orig", None)
+    code = getattr(original, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _SQLITE_STORAGE_CODES:
+        return _SQLITE_STORAGE_CODES[code & 0xFF]
+    text = str(original if original is not None else exc).lower()
+    for needle, words in (
+        ("disk is full", "the disk is full"),
+        ("readonly", "the database is read-only"),
+        ("read-only", "the database is read-only"),
+        ("disk i/o error", "disk I/O error (is the disk full or gone?)"),
+        ("no space left", "the disk is full"),
+    ):
+        if needle in text:
+            return words
+    return None
+
+
+def _make_reserve(path: Path) -> None:
+    """Best effort: real blocks (not a sparse file), so deleting it frees space."""
+    try:
+        if path.exists() and path.stat().st_size >= RESERVE_BYTES:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"\0" * RESERVE_BYTES)
+        finally:
+            os.close(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _maybe(row: Any, convert: Callable[[Any], T]) -> T | None:
@@ -944,6 +1137,7 @@ def _experiment_record(row: ExperimentRow) -> ExperimentRecord:
         error=row.error,
         experiment_dir=Path(row.experiment_dir),
         next_sequence_id=row.next_sequence_id,
+        returned_slots=row.returned_slots or 0,
     )
 
 
@@ -969,20 +1163,22 @@ def _trial_record(row: TrialRow) -> TrialRecord:
         pid=row.pid,
         pid_create_time=row.pid_create_time,
         metrics_offset=row.metrics_offset,
+        result_in_checkpoint=bool(row.result_in_checkpoint),
+        end_in_checkpoint=bool(row.end_in_checkpoint),
     )
 
 
-def _metric_record(row: MetricRow) -> MetricRecord:
-    return MetricRecord(
-        id=row.id,
-        experiment_id=row.experiment_id,
-        trial_id=row.trial_id,
-        type=row.type,
-        sequence=row.sequence,
-        value=row.value,
-        default_value=row.default_value,
-        time=row.time,
-    )
+#: MetricRecord's fields in order: metrics are read as plain rows (no ORM objects), pages are large.
+_METRIC_COLUMNS = (
+    MetricRow.id,
+    MetricRow.experiment_id,
+    MetricRow.trial_id,
+    MetricRow.type,
+    MetricRow.sequence,
+    MetricRow.value,
+    MetricRow.default_value,
+    MetricRow.time,
+)
 
 
 def _event_record(row: EventRow) -> EventRecord:

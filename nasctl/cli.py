@@ -804,6 +804,58 @@ def ss_gen(trial_command: str, trial_dir: Path, output: Path) -> None:
     )
 
 
+# -- view-nas --------------------------------------------------------------------------------------
+
+
+@cli.command(name="view-nas")
+@click.option(
+    "--logdir",
+    type=click.Path(path_type=Path),
+    help="The search log folder a one-shot trainer writes (search_space.json, graph.json, weights.jsonl, ...).",
+)
+@click.option(
+    "--experiment", "experiment_id", metavar="ID", help="Instead: the NAS view of a classic experiment."
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0 picks a free port."
+)
+@pass_app
+def view_nas(app: App, logdir: Path | None, experiment_id: str | None, port: int) -> None:
+    """Show the super-net and its candidates' weights over the search, in the browser.
+
+    With --logdir, serve that folder on 127.0.0.1 until Ctrl-C (no daemon needed) and print the
+    link, which carries a token. With --experiment, print the daemon dashboard's link to the same
+    view of a classic experiment (weights = how often each candidate was chosen).
+    """
+    if (logdir is None) == (experiment_id is None):
+        raise CliError("give --logdir DIR (a one-shot search log) or --experiment ID (a classic experiment)")
+    if experiment_id is not None:
+        experiment = resolve_experiment(app.client(), experiment_id)
+        click.echo(f"{app.dashboard_url}#/experiments/{experiment['id']}/supernet")
+        return
+    assert logdir is not None
+    # the server runs in this process, like `create --foreground` runs the daemon
+    from manager.searchlog import SearchLogError
+    from manager.viewnas import ViewNasServer
+
+    try:
+        server = ViewNasServer.for_folder(logdir, port)
+    except SearchLogError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(str(exc), EXIT_FAILURE) from None
+
+    def started(running: Any) -> None:
+        summary = running.log.summary()
+        state = "finished" if summary.finished else "in progress"
+        click.echo(f"NAS view of {running.log.folder} ({summary.steps} steps logged, {state}):")
+        click.echo(running.link)
+        notice("Ctrl-C stops it")
+
+    with contextlib.suppress(KeyboardInterrupt), _sigterm_as_interrupt():
+        server.serve_until_interrupted(started)
+
+
 # -- manager -------------------------------------------------------------------------------------
 
 
@@ -837,6 +889,11 @@ def manager_start(
             info = start_daemon(app.home, host=host, port=port, db_url=db_url, allow_remote=allow_remote)
     except LauncherError as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
+    if not already and host and allow_remote:
+        from manager.daemon import REMOTE_WARNING, is_loopback
+
+        if not is_loopback(host):
+            notice(f"warning: {REMOTE_WARNING % host}")
     if as_json:
         echo_json({**_info_json(info), "alreadyRunning": already})
         return

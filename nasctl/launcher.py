@@ -170,7 +170,11 @@ def start_daemon(
     if allow_remote:
         command.append("--allow-remote")
     stderr_path = home / STDERR_FILE
-    with open(stderr_path, "wb") as stderr:
+    try:
+        stderr = open(stderr_path, "wb")  # noqa: SIM115 - closed below, once the child has it
+    except OSError as exc:  # a read-only or full home: say so in one line
+        raise LauncherError(f"cannot start the daemon: home {home} is not writable ({exc.strerror})") from None
+    with stderr:
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -301,6 +305,8 @@ def _kill_tree(pid: int) -> None:
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
+    # SIGKILL lands asynchronously: return once the descendants are gone (the caller waits for the root).
+    psutil.wait_procs(procs[:-1], timeout=5)
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

@@ -159,7 +159,7 @@ def test_shutdown_stops_running_experiments_so_resume_can_continue_them(
     second.client.post(f"/experiments/{exp['id']}/stop")
 
 
-def test_a_killed_daemons_experiments_are_stopped_on_restart_and_resume_continues(
+def test_a_killed_daemons_experiments_are_stopped_on_restart_and_resume_readopts_their_trials(
     tmp_path: Path, processes: list[subprocess.Popen[str]], daemon_factory: Callable[..., RunningDaemon]
 ) -> None:
     home = tmp_path / "home"
@@ -192,18 +192,19 @@ def test_a_killed_daemons_experiments_are_stopped_on_restart_and_resume_continue
     experiment = restarted.experiment(exp["id"])
     assert experiment["status"] == "STOPPED"
     (after,) = restarted.trials(exp["id"])
-    assert (after["id"], after["status"], after["reason"]) == (
-        trial["id"],
-        "SYS_CANCELED",
-        "daemon restarted",
-    )
+    assert (after["id"], after["status"], after["reason"]) == (trial["id"], "RUNNING", None)
     assert len(restarted.trial(exp["id"], trial["id"])["intermediate"]) == 2  # nothing reported was lost
-    assert gone(*orphan)  # and the new daemon ended it
+    assert not gone(*orphan)  # nothing was killed: resume re-adopts it
     events = [e.message for e in restarted.daemon.store.events(exp["id"])]
-    assert "daemon restarted: the experiment was stopped; resume continues it" in events
+    assert (
+        "daemon restarted: the experiment was stopped; 1 trial(s) still run and resume re-adopts them "
+        "(stop ends them)"
+    ) in events
     assert restarted.client.post(f"/experiments/{exp['id']}/resume").status_code == 200
-    wait_until(lambda: restarted.trials(exp["id"], status="RUNNING"), what="a trial after resume")
+    restarted.wait_for_status(exp["id"], "RUNNING")
+    assert [t["id"] for t in restarted.trials(exp["id"], status="RUNNING")] == [trial["id"]]
     restarted.client.post(f"/experiments/{exp['id']}/stop")
+    assert gone(*orphan)
 
 
 def test_serve_runs_until_sigterm_then_cleans_up(

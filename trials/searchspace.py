@@ -121,7 +121,7 @@ class SearchSpace:
         seen: set[str] = set()
         for choice in self.choices:
             if choice.key in seen:
-                raise SearchSpaceError(f"search space: key '{choice.key}' appears twice")
+                raise SearchSpaceError(f"search space: key {choice.key!r} appears twice")
             seen.add(choice.key)
 
     # -- mapping-like access -------------------------------------------------------------
@@ -174,6 +174,8 @@ class SearchSpace:
             text = path.read_text()
         except OSError as exc:
             raise SearchSpaceError(f"{path}: cannot read search space file ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise SearchSpaceError(f"{path}: not a text file (a search space is UTF-8 JSON)") from None
         return cls.from_json(loads_strict(text, str(path), SearchSpaceError), source=str(path))
 
     def to_json(self) -> dict[str, Any]:
@@ -200,7 +202,7 @@ class SearchSpace:
         if unknown:
             key = unknown[0]
             raise ArchitectureError(
-                f"{source}: unknown key '{key}'{did_you_mean(key, known)}; the keys are {', '.join(known)}"
+                f"{source}: unknown key {key!r}{did_you_mean(key, known)}; the keys are {', '.join(known)}"
             )
         missing = [key for key in known if key not in arch]
         if missing:
@@ -228,7 +230,7 @@ def loads_strict(text: str, source: str, error: type[ValueError]) -> Any:
         seen: dict[str, Any] = {}
         for key, value in pairs:
             if key in seen:
-                raise error(f"{source}: key '{key}' appears twice")
+                raise error(f"{source}: key {key!r} appears twice")
             seen[key] = value
         return seen
 
@@ -270,12 +272,12 @@ def _is_number(value: Any) -> bool:
 
 
 def _parse_choice(key: str, entry: Any, source: str) -> ChoiceSpec:
-    where = f"{source}: '{key}'"
+    where = f"{source}: {key!r}"
     if not isinstance(entry, Mapping):
         raise SearchSpaceError(f"{where}: must be an object with _type and _value, got {_kind(entry)}")
     extra = [k for k in entry if k not in ("_type", "_value")]
     if extra:
-        raise SearchSpaceError(f"{where}: unknown field '{extra[0]}'; allowed are _type and _value")
+        raise SearchSpaceError(f"{where}: unknown field {extra[0]!r}; allowed are _type and _value")
     if "_type" not in entry or "_value" not in entry:
         raise SearchSpaceError(f"{where}: needs both _type and _value")
     kind, value = entry["_type"], entry["_value"]
@@ -304,7 +306,7 @@ def _parse_input_choice(key: str, value: Any, where: str) -> InputChoiceSpec:
     extra = [k for k in value if k not in ("candidates", "n_chosen")]
     if extra:
         raise SearchSpaceError(
-            f"{where}: unknown field '{extra[0]}' in _value; allowed are candidates, n_chosen"
+            f"{where}: unknown field {extra[0]!r} in _value; allowed are candidates, n_chosen"
         )
     candidates = _candidate_names(value.get("candidates"), f"{where}: candidates")
     n_chosen = value.get("n_chosen")
@@ -386,7 +388,7 @@ def _lookup(choice: LayerChoiceSpec | InputChoiceSpec, item: Any, where: str) ->
 
 
 def _parse_decision(choice: ChoiceSpec, value: Any, source: str) -> Decision:
-    where = f"{source}: '{choice.key}'"
+    where = f"{source}: {choice.key!r}"
     if isinstance(choice, HyperParameterSpec):
         return _check_hyperparameter(choice, value, where)
     if isinstance(value, Mapping):

@@ -11,13 +11,16 @@ from __future__ import annotations
 import abc
 import json
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from trials import env
 
+#: Bytes a log is sent in when it is streamed whole.
+LOG_CHUNK_BYTES = 64 * 1024
 PERIODICAL = "PERIODICAL"
 FINAL = "FINAL"
 LOG_STREAMS = (env.STDOUT_FILE_NAME, env.STDERR_FILE_NAME)
@@ -52,11 +55,20 @@ class TrialProcess:
 
 @dataclass(frozen=True)
 class TrialExit:
-    """How a trial's process ended: an exit code, or the signal that killed it, and in words."""
+    """How a trial's process ended: an exit code, or the signal that killed it, and in words.
+
+    ``observed`` is False for a trial adopted after a daemon restart: it was not our child, so
+    its exit status is unknown (exit code and signal None) and the caller decides by its result.
+    """
 
     exit_code: int | None
     signal: int | None
     reason: str | None  # None for a clean exit, else "exit code N" or "killed by signal N"
+    observed: bool = True
+
+    @classmethod
+    def unobserved(cls) -> TrialExit:
+        return cls(None, None, None, observed=False)
 
     @classmethod
     def from_returncode(cls, returncode: int, via_shell: bool = False) -> TrialExit:
@@ -111,6 +123,8 @@ class TrainingService(abc.ABC):
       whatever is left. It returns once the trial's main process has ended.
     - ``read_metrics`` returns only complete records after ``offset``; with ``final`` (the
       process has ended) a last unterminated line counts too. Bad lines come back as reasons.
+    - Optional: ``adopt`` takes over a trial that an earlier daemon started (after a crash), and
+      ``trim_logs`` keeps a trial's logs within the service's size limit.
     """
 
     @abc.abstractmethod
@@ -129,6 +143,17 @@ class TrainingService(abc.ABC):
     def read_metrics(self, spec: TrialSpec, offset: int, final: bool = False) -> MetricsChunk:
         """Records reported after byte ``offset`` of the trial's metric channel."""
 
+    async def adopt(self, spec: TrialSpec, pid: int, create_time: float) -> TrialProcess | None:
+        """Take over a trial an earlier daemon started; None when that process is gone.
+
+        The default cannot adopt anything, so such trials count as gone.
+        """
+        return None
+
+    def trim_logs(self, spec: TrialSpec) -> tuple[str, ...]:
+        """Keep the trial's logs within bounds; returns one note per log that was cut."""
+        return ()
+
     def log_path(self, trial_dir: Path, stream: str) -> Path:
         """Where a trial's ``stdout`` or ``stderr`` is kept."""
         if stream not in LOG_STREAMS:
@@ -137,6 +162,72 @@ class TrainingService(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the service holds (trials still running are the caller's to kill first)."""
+
+
+class LogAccessError(PermissionError):
+    """A log whose path (symlinks followed) leads outside its experiment's folder."""
+
+
+def open_trial_log(experiment_dir: Path, trial_dir: Path, stream: str) -> BinaryIO | None:
+    """A trial's ``stdout`` or ``stderr`` opened for reading; None when it does not exist.
+
+    A trial runs arbitrary code and may replace its log by a symlink (or its folder by one), so
+    the file actually opened is checked to lie inside ``experiment_dir``: the check is made on the
+    open file itself (``/proc/self/fd``), so swapping a link between check and open gains nothing.
+    Raises :class:`LogAccessError` otherwise, and ValueError for an unknown stream.
+    """
+    if stream not in LOG_STREAMS:
+        raise ValueError(f"log stream must be one of {', '.join(LOG_STREAMS)}, got {stream!r}")
+    root = os.path.realpath(experiment_dir)
+    path = Path(trial_dir) / stream
+    if not _inside(os.path.realpath(path), root):
+        if not os.path.lexists(path) and _inside(os.path.realpath(trial_dir), root):
+            return None
+        raise LogAccessError(f"{stream} of this trial leads outside the experiment's folder")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") else None
+        if opened is not None and not _inside(opened, root):
+            raise LogAccessError(f"{stream} of this trial leads outside the experiment's folder")
+        if not os.path.isfile(f"/proc/self/fd/{fd}") and opened is not None:
+            raise LogAccessError(f"{stream} of this trial is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def stream_file(file: BinaryIO) -> Iterator[bytes]:
+    """The file's bytes as they were when streaming began (a log may grow meanwhile), then close it."""
+    with file:
+        left = os.fstat(file.fileno()).st_size
+        while left > 0:
+            chunk = file.read(min(LOG_CHUNK_BYTES, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
+def last_line(path: Path, limit: int = 200) -> str | None:
+    """The last non-empty line of a text file (at most ``limit`` characters), or None."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, os.fstat(file.fileno()).st_size - 4096))
+            data = file.read(4096)
+    except OSError:
+        return None
+    lines = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    if not lines:
+        return None
+    return lines[-1] if len(lines[-1]) <= limit else lines[-1][: limit - 3] + "..."
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def parse_metric_line(line: bytes) -> MetricReport:

@@ -7,6 +7,15 @@ SDK's records). The process starts in a new session (its own process group) with
 cwd = trialCodeDirectory, so a kill reaches everything it started: SIGTERM to the group and to
 every descendant (also ones that made their own session), a grace period, then SIGKILL for
 whatever is left. Exits are awaited through asyncio's child watcher, never polled.
+
+The streams are opened in append mode, so :meth:`LocalTrainingService.trim_logs` can cut a log
+that passed ``max_log_bytes`` back to nothing while the trial keeps writing (a trial that floods
+its stdout costs bounded disk and no daemon memory).
+
+A trial started by an earlier daemon (which crashed) is *adopted*: :meth:`adopt` checks that its
+pid still is the same process (same start time), and its end is awaited through a pidfd (Linux)
+or, elsewhere, psutil in a thread. It is not our child, so its exit status cannot be known:
+:class:`TrialExit` says so (``observed=False``), and the experiment decides by its final result.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import Any
 import psutil
 
 from manager.training.base import (
+    LOG_STREAMS,
     MetricReport,
     MetricsChunk,
     TrainingService,
@@ -39,6 +49,10 @@ from trials import env
 log = logging.getLogger(__name__)
 
 DEFAULT_KILL_GRACE = 5.0
+#: A trial's stdout or stderr is cut back to nothing when it passes this size (None: never).
+DEFAULT_MAX_LOG_BYTES = 1 << 30
+#: Two start times of one process, read twice by psutil, agree to well within this (seconds).
+SAME_PROCESS_TOLERANCE = 0.05
 #: A read of metrics.jsonl takes at most this many bytes; the caller reads again for the rest.
 READ_CHUNK_BYTES = 1 << 20
 SHELL = "/bin/sh"
@@ -67,18 +81,38 @@ def trial_environment(spec: TrialSpec, base: Mapping[str, str] | None = None) ->
 @dataclass
 class _Running:
     spec: TrialSpec
-    process: asyncio.subprocess.Process
+    process: asyncio.subprocess.Process | None  # None for an adopted trial (not our child)
+    pid: int
     pgid: int
     create_time: float
     killing: bool = False
-    leftovers: list[psutil.Process] = field(default_factory=list)
+    ended: asyncio.Future[None] | None = None  # an adopted trial's end
+    log_trims: dict[str, int] = field(default_factory=dict)
+
+    async def wait_ended(self) -> None:
+        if self.process is not None:
+            await self.process.wait()
+        elif self.ended is not None:
+            await asyncio.shield(self.ended)
+
+    @property
+    def main_alive(self) -> bool:
+        if self.process is not None:
+            return self.process.returncode is None
+        return self.ended is None or not self.ended.done()
 
 
 class LocalTrainingService(TrainingService):
     """Runs trials as local subprocesses; see the module docstring for the layout."""
 
-    def __init__(self, kill_grace: float = DEFAULT_KILL_GRACE, base_env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        kill_grace: float = DEFAULT_KILL_GRACE,
+        base_env: Mapping[str, str] | None = None,
+        max_log_bytes: int | None = DEFAULT_MAX_LOG_BYTES,
+    ):
         self.kill_grace = kill_grace
+        self.max_log_bytes = max_log_bytes
         self._base_env = base_env
         self._running: dict[str, _Running] = {}
 
@@ -92,8 +126,8 @@ class LocalTrainingService(TrainingService):
         if not spec.working_dir.is_dir():
             raise FileNotFoundError(f"trialCodeDirectory {spec.working_dir} does not exist")
         with (
-            open(trial_dir / env.STDOUT_FILE_NAME, "wb") as out,
-            open(trial_dir / env.STDERR_FILE_NAME, "wb") as err,
+            _open_log(trial_dir / env.STDOUT_FILE_NAME) as out,
+            _open_log(trial_dir / env.STDERR_FILE_NAME) as err,
         ):
             process = await asyncio.create_subprocess_exec(
                 SHELL,
@@ -110,11 +144,46 @@ class LocalTrainingService(TrainingService):
             create_time = psutil.Process(process.pid).create_time()
         except psutil.Error:  # already gone (and reaped): the clock is close enough
             create_time = time.time()
-        self._running[spec.trial_id] = _Running(spec, process, process.pid, create_time)
+        self._running[spec.trial_id] = _Running(spec, process, process.pid, process.pid, create_time)
         return TrialProcess(spec.trial_id, process.pid, create_time)
+
+    async def adopt(self, spec: TrialSpec, pid: int, create_time: float) -> TrialProcess | None:
+        """Take over a trial an earlier daemon started; None when ``pid`` no longer is that process."""
+        if spec.trial_id in self._running:
+            raise RuntimeError(f"trial {spec.trial_id} is already running")
+        found = await asyncio.to_thread(_find_trial_process, pid, create_time)
+        if found is None:
+            return None
+        pidfd, pgid = found
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        running = _Running(spec, None, pid, pgid, create_time, ended=ended)
+        if pidfd is not None:
+
+            def on_exit() -> None:
+                loop.remove_reader(pidfd)
+                os.close(pidfd)
+                if not ended.done():
+                    ended.set_result(None)
+
+            loop.add_reader(pidfd, on_exit)
+        else:  # no pidfd on this system: psutil waits (polling) in a thread
+            watcher = asyncio.ensure_future(asyncio.to_thread(_wait_gone, pid, create_time))
+            watcher.add_done_callback(lambda _: ended.done() or ended.set_result(None))
+        self._running[spec.trial_id] = running
+        return TrialProcess(spec.trial_id, pid, create_time)
 
     async def wait(self, trial_id: str) -> TrialExit:
         running = self._running[trial_id]
+        if running.process is None:
+            await running.wait_ended()
+            if not running.killing:
+                _signal_group(running.pgid, signal.SIGTERM)
+                asyncio.get_running_loop().call_later(
+                    self.kill_grace, _signal_group, running.pgid, signal.SIGKILL
+                )
+            self._running.pop(trial_id, None)
+            return TrialExit.unobserved()
         returncode = await running.process.wait()
         if not running.killing:
             # The main process is gone; whatever it left in its group goes too (no orphans).
@@ -129,17 +198,42 @@ class LocalTrainingService(TrainingService):
         running = self._running.get(trial_id)
         if running is None or running.killing:
             if running is not None:
-                await running.process.wait()
+                await running.wait_ended()
             return
         running.killing = True
         grace = self.kill_grace if grace is None else grace
-        await asyncio.to_thread(
-            kill_tree, running.process.pid, running.pgid, grace, running.process.returncode is None
-        )
-        await running.process.wait()
+        await asyncio.to_thread(kill_tree, running.pid, running.pgid, grace, running.main_alive)
+        await running.wait_ended()
 
     def read_metrics(self, spec: TrialSpec, offset: int, final: bool = False) -> MetricsChunk:
         return read_metrics_file(spec.trial_dir / env.METRICS_FILE_NAME, offset, final)
+
+    def trim_logs(self, spec: TrialSpec) -> tuple[str, ...]:
+        """Cut a log that passed ``max_log_bytes`` back to one line saying so; says what it cut."""
+        if self.max_log_bytes is None:
+            return ()
+        notes = []
+        for stream in LOG_STREAMS:
+            path = spec.trial_dir / stream
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue
+            if size <= self.max_log_bytes:
+                continue
+            try:
+                with open(path, "r+b") as file:
+                    file.truncate(0)
+                with open(path, "ab") as file:
+                    file.write(
+                        f"[nasctl: {size} bytes of {stream} were dropped: it passed the limit of "
+                        f"{self.max_log_bytes} bytes]\n".encode()
+                    )
+            except OSError as exc:
+                log.warning("trial %s: cannot trim %s: %s", spec.trial_id, stream, exc)
+                continue
+            notes.append(f"{stream} passed {self.max_log_bytes} bytes: {size} bytes were dropped")
+        return tuple(notes)
 
     def running_trials(self) -> list[str]:
         return list(self._running)
@@ -221,20 +315,73 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def is_same_process(pid: int, create_time: float) -> bool:
+    """True while ``pid`` runs and is the process that started at ``create_time`` (not a reuse)."""
+    try:
+        proc = psutil.Process(pid)
+        return (
+            abs(proc.create_time() - create_time) <= SAME_PROCESS_TOLERANCE
+            and proc.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.Error:
+        return False
+
+
 def kill_stale_trial(pid: int, create_time: float, grace: float = DEFAULT_KILL_GRACE) -> bool:
     """Kill a trial left by an earlier daemon if ``pid`` still is that process (same start time).
 
     Returns True if there was such a process. Blocking: run it in a thread.
     """
+    if not is_same_process(pid, create_time):
+        return False
     try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > 0.5:
-            return False
         pgid = os.getpgid(pid)
-    except (psutil.Error, ProcessLookupError):
+    except ProcessLookupError:
         return False
     kill_tree(pid, pgid, grace)
     return True
+
+
+def _find_trial_process(pid: int, create_time: float) -> tuple[int | None, int] | None:
+    """(a pidfd or None, the process group) of ``pid`` if it still is that trial; else None.
+
+    The pidfd is opened before the start time is checked, so it cannot refer to a reused pid.
+    """
+    pidfd: int | None = None
+    if hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        except OSError:  # pidfd not supported by this kernel
+            pidfd = None
+    try:
+        if not is_same_process(pid, create_time):
+            raise ProcessLookupError(pid)
+        return pidfd, os.getpgid(pid)
+    except ProcessLookupError:
+        if pidfd is not None:
+            os.close(pidfd)
+        return None
+
+
+def _wait_gone(pid: int, create_time: float) -> None:
+    """Block until ``pid`` (that very process) has ended (psutil polls a process that is not ours)."""
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) > SAME_PROCESS_TOLERANCE:
+            return
+        while proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+            with contextlib.suppress(psutil.TimeoutExpired):
+                proc.wait(timeout=1)
+    except psutil.Error:
+        return
+
+
+def _open_log(path: Path) -> Any:
+    """A fresh, empty log opened for appending (so trimming it leaves no hole behind the writer)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    return os.fdopen(fd, "ab")
 
 
 # -- the metric channel --------------------------------------------------------------------------

@@ -111,8 +111,21 @@ class _Choice(Mutable):
         """The current decision: bool (chosen or not) or float (weight) per candidate."""
         return self._mask
 
-    def set_mask(self, mask: torch.Tensor | Sequence[bool] | Sequence[float]) -> None:
-        """Apply a decision. Candidates with a zero (or False) entry are not run at all."""
+    @property
+    def active(self) -> list[int]:
+        """The candidates the current decision runs; a cell may skip computing the others' inputs."""
+        return list(self._active)
+
+    def set_mask(
+        self,
+        mask: torch.Tensor | Sequence[bool] | Sequence[float],
+        active: Sequence[int] | None = None,
+    ) -> None:
+        """Apply a decision. Candidates with a zero (or False) entry are not run at all.
+
+        ``active`` lists the candidates to run when the caller already knows them: one-shot
+        trainers pass it for a mask that lives on a GPU, which saves a device sync per choice.
+        """
         if not isinstance(mask, torch.Tensor):
             mask = torch.tensor(list(mask))
         if mask.dim() != 1 or mask.numel() != len(self):
@@ -120,7 +133,10 @@ class _Choice(Mutable):
                 f"{type(self).__name__} {self.key!r}: mask needs {len(self)} entries, got shape {tuple(mask.shape)}"
             )
         self._mask = mask
-        self._active = [i for i, on in enumerate(mask.detach().cpu().tolist()) if on]
+        if active is None:
+            self._active = [i for i, on in enumerate(mask.detach().cpu().tolist()) if on]
+        else:
+            self._active = sorted(int(i) for i in active)
 
     def set_chosen(self, indices: Sequence[int]) -> None:
         """Apply a sampled decision given as candidate indices."""

@@ -1,0 +1,1 @@
+"""Reliability tests: crash recovery, faults, bad input, security and load (all marked slow)."""

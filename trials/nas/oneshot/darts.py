@@ -1,0 +1,218 @@
+"""DARTS (Liu et al. 2019): differentiable architecture search.
+
+Every choice gets architecture weights ``alpha``, one per candidate. A layer choice runs all
+candidates and mixes their outputs with ``softmax(alpha)``; an input choice that keeps ``k``
+inputs mixes them with ``k * softmax(alpha)``, and one that keeps any number gates each input
+with ``sigmoid(alpha)``. Training alternates two steps per batch (bilevel optimisation):
+``alpha`` descends the validation loss (first order: at the current weights; second order:
+at the weights after one virtual SGD step, with the paper's finite-difference
+Hessian-vector product), then the weights descend the training loss (gradient norm clipped).
+
+Export: a layer choice keeps its strongest candidate other than ``none``/``zero``; an input
+choice with ``n_chosen=k`` keeps the ``k`` inputs with the highest weight, each input's weight
+multiplied by the strength of the layer choice it comes from (its strongest non-zero
+candidate) when it names one, which is the paper's "top-k strongest incoming edges" rule; an
+input choice with ``n_chosen=None`` keeps the inputs whose gate exceeds 0.5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from trials.nas.oneshot.base import OneShotTrainer, cycle
+from trials.nas.oneshot.choices import ChoiceGroup
+
+
+class DartsTrainer(OneShotTrainer):
+    """DARTS; arguments beyond the shared ones (see :class:`OneShotTrainer`):
+
+    ``arch_lr``, ``arch_betas``, ``arch_weight_decay``: Adam on the architecture weights
+    (the paper's 3e-4, (0.5, 0.999), 1e-3); ``unrolled``: second-order approximation;
+    ``warmup_epochs``: epochs that train only the weights before the architecture moves.
+    ``valid_data`` is the half of the training data that the architecture step uses.
+    """
+
+    algorithm = "DARTS"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        arch_lr: float = 3e-4,
+        arch_betas: tuple[float, float] = (0.5, 0.999),
+        arch_weight_decay: float = 1e-3,
+        unrolled: bool = False,
+        warmup_epochs: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        if unrolled and self.scaler is not None:
+            raise ValueError(
+                "DartsTrainer: unrolled=True with float16 mixed precision is not supported "
+                "(this GPU lacks bfloat16); use unrolled=False or mixed_precision=False"
+            )
+        self.unrolled = unrolled
+        self.warmup_epochs = warmup_epochs
+        self.alphas = nn.ParameterList(
+            nn.Parameter(1e-3 * torch.randn(len(group), device=self.device)) for group in self.groups
+        )
+        self.arch_optimizer = torch.optim.Adam(
+            self.alphas.parameters(), lr=arch_lr, betas=arch_betas, weight_decay=arch_weight_decay
+        )
+
+    def check_choice(self, group: ChoiceGroup) -> str | None:
+        reduction = group.modules[0].reduction
+        if reduction not in ("sum", "mean"):
+            return (
+                f"reduction {reduction!r} cannot mix weighted candidates (the mixture's shape would differ "
+                "from the chosen candidate's); DARTS supports sum and mean"
+            )
+        return None
+
+    # -- the relaxation -------------------------------------------------------------------------
+    @staticmethod
+    def _mixture(group: ChoiceGroup, alpha: torch.Tensor) -> torch.Tensor:
+        if group.is_layer:
+            return torch.softmax(alpha, dim=-1)
+        if group.n_chosen is None:
+            return torch.sigmoid(alpha)
+        return group.n_chosen * torch.softmax(alpha, dim=-1)
+
+    def apply_mixture(self, detach: bool = False) -> None:
+        """Put the current mixture on every choice; ``detach`` when only the weights learn."""
+        for group, alpha in zip(self.groups, self.alphas, strict=True):
+            if group.n_chosen == 0:
+                group.apply_indices([], self.device)
+                continue
+            weights = self._mixture(group, alpha.detach() if detach else alpha)
+            group.apply_weights(weights)
+
+    prepare_validation = apply_mixture
+
+    def choice_weights(self) -> dict[str, list[float]]:
+        with torch.no_grad():
+            out = {}
+            for group, alpha in zip(self.groups, self.alphas, strict=True):
+                if group.is_layer or group.n_chosen is not None:
+                    out[group.key] = torch.softmax(alpha, dim=-1).tolist()
+                else:
+                    out[group.key] = torch.sigmoid(alpha).tolist()
+            return out
+
+    # -- training -------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> None:
+        valid = cycle(self.valid_data)
+        for batch in self.train_data:
+            x_train, y_train = self.to_device(batch)
+            if epoch >= self.warmup_epochs:
+                x_valid, y_valid = self.to_device(next(valid))
+                self.arch_optimizer.zero_grad(set_to_none=True)
+                if self.unrolled:
+                    self._unrolled_gradient(x_train, y_train, x_valid, y_valid)
+                else:
+                    self.apply_mixture()
+                    _, loss = self.forward_loss(x_valid, y_valid)
+                    loss.backward()
+                self.arch_optimizer.step()
+            self.apply_mixture(detach=True)
+            output, loss = self.forward_loss(x_train, y_train)
+            self.optimize(loss, self.optimizer, clip=self.grad_clip)
+            self.step_done(self.step_metrics(output, y_train, loss))
+
+    def _unrolled_gradient(self, x_train: Any, y_train: Any, x_valid: Any, y_valid: Any) -> None:
+        """Second order: the validation loss at w' = w - lr * dL_train/dw, differentiated in alpha."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        saved_params = [p.detach().clone() for p in params]
+        saved_buffers = [b.detach().clone() for b in self.model.buffers()]
+        group = self.optimizer.param_groups[0]
+        lr, weight_decay, momentum = group["lr"], group.get("weight_decay", 0.0), group.get("momentum", 0.0)
+
+        # the virtual step, as SGD would take it (momentum and weight decay included)
+        self.apply_mixture(detach=True)
+        _, loss = self.forward_loss(x_train, y_train)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                step = (g if g is not None else torch.zeros_like(p)) + weight_decay * p
+                buffer = self.optimizer.state.get(p, {}).get("momentum_buffer")
+                if buffer is not None and momentum:
+                    step = step + momentum * buffer
+                p.sub_(lr * step)
+
+        # the validation loss at w'
+        self.apply_mixture()
+        _, loss = self.forward_loss(x_valid, y_valid)
+        alphas = list(self.alphas)
+        grads = torch.autograd.grad(loss, alphas + params, allow_unused=True)
+        d_alpha = [
+            g if g is not None else torch.zeros_like(a)
+            for g, a in zip(grads[: len(alphas)], alphas, strict=True)
+        ]
+        d_w = [
+            g if g is not None else torch.zeros_like(p)
+            for g, p in zip(grads[len(alphas) :], params, strict=True)
+        ]
+
+        # d_alpha - lr * (d2 L_train / d alpha d w) d_w, by central differences around w
+        norm = torch.sqrt(sum((d * d).sum() for d in d_w)).item()
+        eps = 0.01 / max(norm, 1e-12)
+        hessian = []
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                for p, saved, d in zip(params, saved_params, d_w, strict=True):
+                    p.copy_(saved + sign * eps * d)
+            self.apply_mixture()
+            _, loss = self.forward_loss(x_train, y_train)
+            hessian.append(torch.autograd.grad(loss, alphas, allow_unused=True))
+        with torch.no_grad():
+            for p, saved in zip(params, saved_params, strict=True):
+                p.copy_(saved)
+            for b, saved in zip(self.model.buffers(), saved_buffers, strict=True):
+                b.copy_(saved)
+        for alpha, d, plus, minus in zip(alphas, d_alpha, *hessian, strict=True):
+            correction = torch.zeros_like(alpha)
+            if plus is not None and minus is not None:
+                correction = (plus - minus) / (2 * eps)
+            alpha.grad = d - lr * correction
+
+    # -- export ---------------------------------------------------------------------------------
+    def select(self) -> dict[str, list[int]]:
+        weights = self.choice_weights()
+        strength = {g.key: self._strength(g, weights[g.key]) for g in self.groups if g.is_layer}
+        chosen: dict[str, list[int]] = {}
+        for group in self.groups:
+            w = weights[group.key]
+            if group.is_layer:
+                zeros = set(group.zero_candidates())
+                allowed = [i for i in range(len(group)) if i not in zeros] or list(range(len(group)))
+                chosen[group.key] = [max(allowed, key=lambda i: w[i])]
+            elif group.n_chosen is None:
+                chosen[group.key] = [i for i, gate in enumerate(w) if gate > 0.5]
+            else:
+                scores = [w[i] * strength.get(name, 1.0) for i, name in enumerate(group.candidates)]
+                ranked = sorted(range(len(group)), key=lambda i: -scores[i])
+                chosen[group.key] = sorted(ranked[: group.n_chosen])
+        return chosen
+
+    @staticmethod
+    def _strength(group: ChoiceGroup, weights: list[float]) -> float:
+        zeros = set(group.zero_candidates())
+        values = [w for i, w in enumerate(weights) if i not in zeros]
+        return max(values) if values else 0.0
+
+    # -- checkpoint -----------------------------------------------------------------------------
+    def algorithm_state(self) -> dict[str, Any]:
+        return {
+            "alphas": [a.detach() for a in self.alphas],
+            "arch_optimizer": self.arch_optimizer.state_dict(),
+        }
+
+    def load_algorithm_state(self, state: Mapping[str, Any]) -> None:
+        with torch.no_grad():
+            for alpha, saved in zip(self.alphas, state["alphas"], strict=True):
+                alpha.copy_(saved)
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])

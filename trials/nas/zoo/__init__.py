@@ -1,0 +1,35 @@
+"""Ready-made search spaces: the cells NNI's zoo documents and networks built from them.
+
+    from trials.nas.zoo import DartsNetwork
+    model = DartsNetwork(in_channels=3, channels=16, n_classes=10, n_layers=8)
+
+Every cell takes NNI's constructor arguments. NNI gives all stacked cells of a kind the same
+keys (one architecture shared by every cell); ``key_prefix`` on a cell, or
+``shared_keys=False`` on a network, gives each cell its own decisions instead.
+"""
+
+from trials.nas.zoo.darts import DARTS_OPS, DartsCell, DartsNetwork
+from trials.nas.zoo.enas import (
+    MACRO_OPS,
+    MICRO_OPS,
+    ENASMacroGeneralModel,
+    ENASMacroLayer,
+    ENASMicroLayer,
+    ENASMicroNetwork,
+)
+from trials.nas.zoo.nasbench201 import NB201_OPS, NASBench201Cell, NASBench201Network
+
+__all__ = [
+    "DARTS_OPS",
+    "MACRO_OPS",
+    "MICRO_OPS",
+    "NB201_OPS",
+    "DartsCell",
+    "DartsNetwork",
+    "ENASMacroGeneralModel",
+    "ENASMacroLayer",
+    "ENASMicroLayer",
+    "ENASMicroNetwork",
+    "NASBench201Cell",
+    "NASBench201Network",
+]
