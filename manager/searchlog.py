@@ -277,8 +277,9 @@ def normalize_graph(raw: Any, space: Mapping[str, Any] | None) -> dict[str, Any]
 def _wire_input_candidates(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], ids: set[str]) -> None:
     """Give every candidate of an input choice an edge into it, marked with its position.
 
-    An edge that says its ``candidate`` is kept as it is; otherwise the candidate's name finds its
-    node (by id, key or label); a name that finds none gets an input node of its own.
+    A choice with any edge that says its ``candidate`` was wired by its writer and is left alone
+    (cells share keys, so names would find the wrong cell); otherwise the candidate's name finds
+    its node (by id, key or label); a name that finds none gets an input node of its own.
     """
     lookup: dict[str, str] = {}
     near: dict[tuple[Any, str], str] = {}  # (parent, name): a key placed in several cells
@@ -290,6 +291,8 @@ def _wire_input_candidates(nodes: list[dict[str, Any]], edges: list[dict[str, An
     for node in [n for n in nodes if n["type"] == "input_choice"]:
         into = [e for e in edges if e["target"] == node["id"]]
         marked = {e["candidate"] for e in into if "candidate" in e}
+        if marked:  # the writer wired this choice itself (nasctl's trainers do): names may repeat across cells
+            continue
         feeding = {e["source"] for e in into}
         for position, candidate in enumerate(node["candidates"]):
             if position in marked:
