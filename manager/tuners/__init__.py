@@ -34,6 +34,12 @@ BUILTIN_TUNERS: dict[str, str] = {
     "Random": "manager.tuners.random:RandomTuner",
     "RandomTuner": "manager.tuners.random:RandomTuner",
     "RandomNAS": "manager.tuners.random:RandomTuner",
+    "PPO": "manager.tuners.ppo:PPOTuner",
+    "PPOTuner": "manager.tuners.ppo:PPOTuner",
+    "RegularizedEvolution": "manager.tuners.evolution:RegularizedEvolutionTuner",
+    "RegularizedEvolutionTuner": "manager.tuners.evolution:RegularizedEvolutionTuner",
+    "Evolution": "manager.tuners.evolution:RegularizedEvolutionTuner",
+    "GridSearch": "manager.tuners.gridsearch:GridSearchTuner",
 }
 
 __all__ = ["BUILTIN_TUNERS", "check_tuner_config", "create_tuner", "load_tuner_class"]
