@@ -15,7 +15,7 @@ Usage: ``python bench/tuners.py [--dataset cifar10] [--trials 300] [--seeds 30]
 [--concurrency 1,8] [--tuners Random,RegularizedEvolution,PPO] [--variant LABEL TUNER JSON]
 [--workers N] [--png PATH]``; a variant runs a tuner with other class arguments beside the defaults.
 With no arguments: CIFAR-10, 30 seeds, N up to 300, concurrency 1 and 8, one worker per core
-(about two minutes on two free cores; ``--trials 1000`` for the README's full table, about
+(3 minutes on a busy two-core machine; ``--trials 1000`` for the README's full table, about
 three times longer). On CIFAR-10 the exit status is 1 when a tuner misses the aims of issue 4
 at the budgets measured (N = 100 and 300).
 """

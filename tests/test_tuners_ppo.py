@@ -119,6 +119,14 @@ def test_equal_candidate_names_are_told_apart_by_index() -> None:
     assert chosen == {(0,), (1,)}
 
 
+def test_a_space_with_nothing_to_decide_has_one_architecture() -> None:
+    tuner = ppo(space({"skip": inputs(3, 0)}))
+    assert tuner.generate_parameters(0) == {"skip": {"_value": [], "_idx": []}}
+    tuner.receive_trial_result(0, {"skip": []}, 1.0)
+    with pytest.raises(NoMoreTrials):
+        tuner.generate_parameters(1)
+
+
 def test_never_proposes_an_architecture_twice_and_ends_when_the_space_is_exhausted() -> None:
     tuner = ppo(space({"a": layer("x", "y", "z"), "b": inputs(3, 2)}), trials_per_update=2, minibatch_size=1)
     archs = run(tuner, 9, lambda a: float(a["a"]["_idx"]))

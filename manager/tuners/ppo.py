@@ -243,7 +243,7 @@ class PPOTuner(Tuner):
             raise NoMoreTrials(
                 f"all {self._actions.size} architectures of the search space have been proposed"
             )
-        sample = self._sample()
+        sample = self._sample() if self._actions.length else _Sample((), (), (), ())
         self._seen.add(sample.actions)
         self._pending[parameter_id] = sample
         return self._actions.decode(sample.actions)
@@ -329,7 +329,7 @@ class PPOTuner(Tuner):
                 seen.add(tuple(int(a) for a in sequence))
             ranks = _Ranks(sorted(float(v) for v in state["ranks"]))
             updates = int(state["updates"])
-            if saved is not None:
+            if saved is not None and self._policy is not None:
                 self._policy.load_state_dict(saved["policy"])
                 self._optimizer.load_state_dict(saved["optimizer"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -343,13 +343,16 @@ class PPOTuner(Tuner):
     # -- policy ----------------------------------------------------------------------------------
     def _build(self, actions: ActionSpace) -> None:
         torch = self._torch
+        self._rng = random.Random(self.seed)
+        self._updates = 0
+        self._weights_blob = None
+        self._policy = self._optimizer = None
+        if not actions.length:
+            return
         with torch.random.fork_rng(devices=[]), _one_thread(torch):
             torch.manual_seed(self.seed)
             self._policy = _make_policy(torch, actions.widths)
         self._optimizer = torch.optim.Adam(self._policy.parameters(), lr=self.lr, eps=1e-5)
-        self._rng = random.Random(self.seed)
-        self._updates = 0
-        self._weights_blob = None
 
     def _sample(self) -> _Sample:
         """Draw one unseen architecture from the current policy, step by step.
@@ -390,6 +393,8 @@ class PPOTuner(Tuner):
         return _Sample(sequence, masks, tuple(logp[0].tolist()), tuple(values[0].tolist()))
 
     def _finish(self, sample: _Sample) -> None:
+        if self._policy is None:  # a space with nothing to decide: nothing to learn
+            return
         self._finished.append(sample)
         while len(self._finished) >= self.trials_per_update:
             batch, self._finished = (
