@@ -134,6 +134,29 @@ def daemon(daemon_factory: Callable[..., RunningDaemon]) -> RunningDaemon:
     return daemon_factory()
 
 
+def fast_trial_config(name: str, args: str = "", **overrides: Any) -> dict[str, Any]:
+    """A config running ``fast_trial.py`` on the small inline space: 6 trials, 3 at a time."""
+    config: dict[str, Any] = {
+        "experimentName": name,
+        "trialCommand": f"{sys.executable} {FAST_TRIAL.name} {args}".strip(),
+        "trialCodeDirectory": str(TRIALS_DIR),
+        "searchSpace": SMALL_SPACE,
+        "maxTrialNumber": 6,
+        "trialConcurrency": 3,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    """One daemon shared by a module's tests (each module gets its own)."""
+    running = start_daemon(tmp_path_factory.mktemp("home"), kill_grace=2.0)
+    yield running
+    running.client.close()
+    running.daemon.shutdown()
+
+
 @pytest.fixture
 def fast_config(tmp_path: Path) -> Callable[..., dict[str, Any]]:
     """Build a config (as the JSON body's ``config``) that runs ``fast_trial.py``.

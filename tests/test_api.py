@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import FAST_TRIAL, SMALL_SPACE, TRIALS_DIR, RunningDaemon, start_daemon, wait_until
+from conftest import (
+    SMALL_SPACE,
+    TRIALS_DIR,
+    RunningDaemon,
+    fast_trial_config,
+    wait_until,
+)
 
 Config = Callable[..., dict[str, Any]]
 
@@ -38,25 +43,7 @@ TRIAL_STATUSES = {
 
 
 def config_for(args: str = "", **overrides: Any) -> dict[str, Any]:
-    config = {
-        "experimentName": "api",
-        "trialCommand": f"{sys.executable} {FAST_TRIAL.name} {args}".strip(),
-        "trialCodeDirectory": str(TRIALS_DIR),
-        "searchSpace": SMALL_SPACE,
-        "maxTrialNumber": 6,
-        "trialConcurrency": 3,
-    }
-    config.update(overrides)
-    return config
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    """One daemon for the read-only tests, holding one finished experiment of six trials."""
-    running = start_daemon(tmp_path_factory.mktemp("home"), kill_grace=2.0)
-    yield running
-    running.client.close()
-    running.daemon.shutdown()
+    return fast_trial_config("api", args, **overrides)
 
 
 @pytest.fixture(scope="module")

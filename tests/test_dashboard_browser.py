@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from chromium import REQUIRED, browser_problem, launch
-from conftest import FAST_TRIAL, SMALL_SPACE, TRIALS_DIR, RunningDaemon, start_daemon, wait_until
+from conftest import (
+    RunningDaemon,
+    fast_trial_config,
+    start_daemon,
+    wait_until,
+)
 from dashboard_data import make_experiment, write_search_log
 
 from manager.viewnas import ViewNasServer
@@ -37,16 +41,7 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 
 def config_for(args: str = "", **overrides: Any) -> dict[str, Any]:
-    config = {
-        "experimentName": "browser",
-        "trialCommand": f"{sys.executable} {FAST_TRIAL.name} {args}".strip(),
-        "trialCodeDirectory": str(TRIALS_DIR),
-        "searchSpace": SMALL_SPACE,
-        "maxTrialNumber": 6,
-        "trialConcurrency": 3,
-    }
-    config.update(overrides)
-    return config
+    return fast_trial_config("browser", args, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +51,6 @@ def browser() -> Iterator[Any]:
         chromium = launch(playwright)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    running = start_daemon(tmp_path_factory.mktemp("home"), kill_grace=2.0)
-    yield running
-    running.client.close()
-    running.daemon.shutdown()
 
 
 @pytest.fixture(scope="module")

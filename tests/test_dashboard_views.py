@@ -12,13 +12,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import FAST_TRIAL, SMALL_SPACE, TRIALS_DIR, RunningDaemon, start_daemon, wait_until
+from conftest import (
+    RunningDaemon,
+    fast_trial_config,
+    wait_until,
+)
 from dashboard_data import darts_space, write_search_log
 
 from manager.searchlog import SearchLog, SearchLogError, normalize_graph, pick_evenly
@@ -28,24 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def config_for(args: str = "", **overrides: Any) -> dict[str, Any]:
-    config = {
-        "experimentName": "views",
-        "trialCommand": f"{sys.executable} {FAST_TRIAL.name} {args}".strip(),
-        "trialCodeDirectory": str(TRIALS_DIR),
-        "searchSpace": SMALL_SPACE,
-        "maxTrialNumber": 6,
-        "trialConcurrency": 3,
-    }
-    config.update(overrides)
-    return config
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    running = start_daemon(tmp_path_factory.mktemp("home"), kill_grace=2.0)
-    yield running
-    running.client.close()
-    running.daemon.shutdown()
+    return fast_trial_config("views", args, **overrides)
 
 
 @pytest.fixture(scope="module")
