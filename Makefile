@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean browser
+.PHONY: setup demo test lint bench clean browser gpu-wheels
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Wheels for bench/gpu_check.sh on a GPU machine without network (Python 3.12; see README).
+gpu-wheels: $(STAMP)
+	bash bench/gpu_wheels.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

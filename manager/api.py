@@ -1,7 +1,9 @@
 """The REST API of docs/rest.md: routes, JSON shapes, the token check, and error answers.
 
-Every answer is camelCase JSON (or text for logs and CSV). Bad input gets a 4xx with one line in
-``{"detail": ...}`` naming the field and what is allowed; never a 500. Query parameters are
+Every answer is camelCase JSON (or text for logs and CSV); the reading routes return their
+:class:`SafeJSONResponse` themselves, as FastAPI would first walk every value of a returned dict
+with ``jsonable_encoder`` (7 ms for a page of 50 trials, more than the page's query). Bad input
+gets a 4xx with one line in ``{"detail": ...}`` naming the field and what is allowed; never a 500. Query parameters are
 parsed here rather than by FastAPI so that their errors read like the config's (a 400 naming the
 parameter) and so that an empty value (``?status=``, which some clients send for "unset") means
 "not given". Reading routes run in FastAPI's thread pool on the store's read connections;
@@ -454,7 +456,7 @@ def create_app(
     secured = [Depends(authorize)]
 
     @app.get(f"{API_PREFIX}/experiments", dependencies=secured, response_model=None)
-    def list_experiments(request: Request) -> list[dict[str, Any]]:
+    def list_experiments(request: Request) -> Response:
         status_text = _choice_query(request, "status", tuple(s.value for s in ExperimentStatus), None)
         records = store.list_experiments(ExperimentStatus(status_text) if status_text else None)
         counts = store.trial_counts([r.id for r in records])
@@ -462,7 +464,7 @@ def create_app(
         for record in records:
             best = store.best_trials(record.id, 1, record.optimize_mode)
             out.append(experiment_json(record, counts[record.id], best[0] if best else None))
-        return out
+        return SafeJSONResponse(out)
 
     @app.post(f"{API_PREFIX}/experiments", dependencies=secured, status_code=201, response_model=None)
     async def create_experiment(request: Request) -> dict[str, Any]:
@@ -485,8 +487,8 @@ def create_app(
         return describe(store.get_experiment(record.id) or record)
 
     @app.get(f"{API_PREFIX}/experiments/{{experiment_id}}", dependencies=secured, response_model=None)
-    def get_experiment(experiment_id: str) -> dict[str, Any]:
-        return describe(experiment_or_404(experiment_id))
+    def get_experiment(experiment_id: str) -> Response:
+        return SafeJSONResponse(describe(experiment_or_404(experiment_id)))
 
     @app.patch(f"{API_PREFIX}/experiments/{{experiment_id}}", dependencies=secured, response_model=None)
     async def update_experiment(experiment_id: str, request: Request) -> dict[str, Any]:
@@ -532,7 +534,7 @@ def create_app(
         return record.search_space
 
     @app.get(f"{API_PREFIX}/experiments/{{experiment_id}}/trials", dependencies=secured, response_model=None)
-    def list_trials(experiment_id: str, request: Request) -> dict[str, Any]:
+    def list_trials(experiment_id: str, request: Request) -> Response:
         experiment_or_404(experiment_id)
         status_text = _choice_query(request, "status", tuple(s.value for s in TrialStatus), None)
         sort = _choice_query(request, "sort", tuple(s.value for s in TrialSort), TrialSort.SEQUENCE_ID.value)
@@ -548,18 +550,19 @@ def create_app(
             limit=limit,
         )
         now = now_ms()
-        return {"total": page.total, "offset": page.offset, "items": [trial_json(t, now) for t in page.items]}
+        items = [trial_json(t, now) for t in page.items]
+        return SafeJSONResponse({"total": page.total, "offset": page.offset, "items": items})
 
     @app.get(
         f"{API_PREFIX}/experiments/{{experiment_id}}/trials/{{trial_id}}",
         dependencies=secured,
         response_model=None,
     )
-    def get_trial(experiment_id: str, trial_id: str) -> dict[str, Any]:
+    def get_trial(experiment_id: str, trial_id: str) -> Response:
         trial = trial_or_404(experiment_id, trial_id)
         out = trial_json(trial)
         out["intermediate"] = [metric_json(m) for m in store.trial_metrics(trial_id, "PERIODICAL")]
-        return out
+        return SafeJSONResponse(out)
 
     @app.delete(
         f"{API_PREFIX}/experiments/{{experiment_id}}/trials/{{trial_id}}",
@@ -593,19 +596,23 @@ def create_app(
             return PlainTextResponse(_read_tail(file, tail).decode("utf-8", errors="replace"))
 
     @app.get(f"{API_PREFIX}/experiments/{{experiment_id}}/metrics", dependencies=secured, response_model=None)
-    def metrics(experiment_id: str, request: Request) -> dict[str, Any]:
+    def metrics(experiment_id: str, request: Request) -> Response:
         experiment_or_404(experiment_id)
         since = _int_query(request, "since", 0, 0)
         limit = _int_query(request, "limit", MAX_METRICS_PAGE // 10, 1, MAX_METRICS_PAGE)
         items = store.metrics_since(experiment_id, since, limit)
-        return {"items": [metric_json(m) for m in items], "next": items[-1].id if items else since}
+        return SafeJSONResponse(
+            {"items": [metric_json(m) for m in items], "next": items[-1].id if items else since}
+        )
 
     @app.get(f"{API_PREFIX}/experiments/{{experiment_id}}/best", dependencies=secured, response_model=None)
-    def best(experiment_id: str, request: Request) -> list[dict[str, Any]]:
+    def best(experiment_id: str, request: Request) -> Response:
         record = experiment_or_404(experiment_id)
         k = _int_query(request, "k", 1, 1, MAX_PAGE)
         now = now_ms()
-        return [trial_json(t, now) for t in store.best_trials(experiment_id, k, record.optimize_mode)]
+        return SafeJSONResponse(
+            [trial_json(t, now) for t in store.best_trials(experiment_id, k, record.optimize_mode)]
+        )
 
     @app.get(f"{API_PREFIX}/experiments/{{experiment_id}}/export", dependencies=secured, response_model=None)
     def export(experiment_id: str, request: Request) -> Any:
@@ -614,7 +621,7 @@ def create_app(
         trials = store.all_trials(experiment_id)
         if kind == "csv":
             return PlainTextResponse(export_csv(trials), media_type="text/csv")
-        return export_rows(trials)
+        return SafeJSONResponse(export_rows(trials))
 
     document_hand_parsed_inputs(app)
     add_experiment_views(app, store, secured, API_PREFIX)  # the dashboard's charts (manager/dashboard.py)

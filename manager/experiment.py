@@ -816,6 +816,7 @@ class ExperimentRunner:
             record.parameter_id,
             dict(record.parameters),
             report.default_value,
+            checkpoint=getattr(self.tuner, "learns_from_results", True),
         )
 
     # -- tuner thread ------------------------------------------------------------------------

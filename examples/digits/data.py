@@ -18,8 +18,11 @@ def _digits_file() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
 
 
-def load_splits(seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``{"train", "val", "test"}`` -> (images N x 1 x 8 x 8 scaled to [0, 1], labels N)."""
+def load_splits(
+    seed: int = 0, device: torch.device | str | None = None
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{"train", "val", "test"}`` -> (images N x 1 x 8 x 8 scaled to [0, 1], labels N), on
+    ``device`` (the split is drawn on the CPU first, so it is the same on every device)."""
     with gzip.open(_digits_file(), "rt") as f:
         rows = [[float(v) for v in line.split(",")] for line in f if line.strip()]
     table = torch.tensor(rows)
@@ -27,6 +30,8 @@ def load_splits(seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     labels = table[:, 64].long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     images, labels = images[order], labels[order]
+    if device is not None:
+        images, labels = images.to(device), labels.to(device)
     return {
         "train": (images[:1200], labels[:1200]),
         "val": (images[1200:1500], labels[1200:1500]),
@@ -35,7 +40,8 @@ def load_splits(seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 
 
 def batches(images: torch.Tensor, labels: torch.Tensor, size: int, generator: torch.Generator):
-    order = torch.randperm(len(labels), generator=generator)
+    # drawn on the CPU from the CPU generator (same batches on every device), then moved once
+    order = torch.randperm(len(labels), generator=generator).to(images.device)
     for start in range(0, len(labels), size):
         index = order[start : start + size]
         yield images[index], labels[index]

@@ -8,11 +8,17 @@ Run it three ways:
 
 Open decisions: ``conv1``, ``conv2``, ``conv3`` (which operation) and ``skip`` (whether a
 residual connection carries conv1's output around conv2).
+
+``--device auto`` (the default) trains on CUDA when torch sees a GPU (inside an experiment with
+``trialGpuNumber: 1``, the one the daemon gave the trial through ``CUDA_VISIBLE_DEVICES``), else
+on the CPU. The first line after the architecture names the device, e.g. ``device: cuda:0 (NVIDIA
+H200), CUDA_VISIBLE_DEVICES=0, pid=4242, uuid=GPU-...`` (``bench/gpu_check.py`` reads it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections import OrderedDict
 
 import torch
@@ -83,6 +89,29 @@ class DigitsNet(nn.Module):
         return self.head(x3.mean(dim=(2, 3)))
 
 
+def pick_device(choice: str) -> torch.device:
+    """``auto``: CUDA when torch sees a GPU, else the CPU; ``cuda`` fails clearly without one."""
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise SystemExit(
+                "--device cuda: torch sees no CUDA GPU "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')})"
+            )
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    """One line: the device, the CUDA_VISIBLE_DEVICES this process got, its pid (and the GPU's UUID)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")
+    if device.type != "cuda":
+        return f"device: cpu, CUDA_VISIBLE_DEVICES={visible}, pid={os.getpid()}"
+    props = torch.cuda.get_device_properties(device)
+    uuid = getattr(props, "uuid", None)
+    extra = f", uuid={uuid}" if uuid is not None else ""
+    return f"device: {device} ({props.name}), CUDA_VISIBLE_DEVICES={visible}, pid={os.getpid()}{extra}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,6 +119,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # trials run side by side; one core each is fastest overall
     torch.manual_seed(args.seed)
@@ -97,8 +129,11 @@ def main() -> None:
     model = DigitsNet()
     arch = get_and_apply_next_architecture(model)  # under ss_gen this writes the space and exits
     print("architecture:", {key: value["_value"] for key, value in arch.items()})
+    device = pick_device(args.device)
+    print(describe_device(device), flush=True)
+    model.to(device)
 
-    data = load_splits()
+    data = load_splits(device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
     val_acc = 0.0
@@ -109,6 +144,9 @@ def main() -> None:
         print(f"epoch {epoch}: loss {loss:.4f}, validation accuracy {val_acc:.4f}", flush=True)
     trials.report_final_result(val_acc)
     print(f"final validation accuracy: {val_acc:.4f}")
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+        print(f"peak GPU memory: {peak:.1f} MiB (torch.cuda.max_memory_allocated)")
 
 
 if __name__ == "__main__":

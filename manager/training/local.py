@@ -64,6 +64,9 @@ def trial_environment(spec: TrialSpec, base: Mapping[str, str] | None = None) ->
     source = os.environ if base is None else base
     out = {k: v for k, v in source.items() if not k.startswith("NASCTL_") or k == "NASCTL_HOME"}
     out.setdefault("PYTHONUNBUFFERED", "1")  # so `nasctl trial log` shows prints as they happen
+    # CUDA numbers GPUs fastest first unless told otherwise; nvidia-smi (whose indices we hand out)
+    # numbers them by PCI bus: on a machine with mixed GPUs a trial would land on another GPU.
+    out.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     out.update(spec.env)
     out.update(
         {

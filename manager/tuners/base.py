@@ -45,9 +45,15 @@ class Tuner(abc.ABC):
     - ``receive_trial_result`` gets the final metric (the ``default`` of a dict metric) as a float.
       Results arrive in any order and possibly after ``trial_end``.
     - ``save_checkpoint`` / ``load_checkpoint`` carry JSON-able state across a daemon restart.
+      The daemon saves one with every new trial and, unless :attr:`learns_from_results` is
+      False, after every result (results the checkpoint missed are replayed on resume).
     - Class arguments (``classArgs``) are the constructor's keyword arguments; a tuner may check
       their values early in :meth:`validate_class_args` so that ``create`` refuses bad ones.
     """
+
+    #: False for a tuner whose state no result changes (random search, a grid): the daemon then
+    #: skips the checkpoint after each result, a database write per trial.
+    learns_from_results: bool = True
 
     @classmethod  # noqa: B027 - optional hook
     def validate_class_args(cls, **class_args: Any) -> None:
@@ -158,6 +164,7 @@ class CheckedTuner(Tuner):
         self.inner = inner
         self.label = label
         self.space: SearchSpace | None = None
+        self.learns_from_results = getattr(inner, "learns_from_results", True)
 
     def update_search_space(self, space: SearchSpace) -> None:
         self.inner.update_search_space(space)

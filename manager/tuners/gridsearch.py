@@ -27,6 +27,8 @@ CHECKPOINT_FORMAT = "nasctl.GridSearchTuner/1"
 class GridSearchTuner(Tuner):
     """Deterministic enumeration of a finite space; ``optimize_mode`` is accepted and ignored."""
 
+    learns_from_results = False  # results never change a grid
+
     def __init__(self, optimize_mode: str = "maximize") -> None:
         self.validate_class_args(optimize_mode=optimize_mode)
         self.optimize_mode = optimize_mode

@@ -45,6 +45,8 @@ class RandomTuner(Tuner):
     (random search ignores results).
     """
 
+    learns_from_results = False  # results never change what random search proposes
+
     def __init__(self, seed: int | None = None, optimize_mode: str = "maximize") -> None:
         self.validate_class_args(seed=seed, optimize_mode=optimize_mode)
         self.seed = seed
@@ -55,6 +57,9 @@ class RandomTuner(Tuner):
         self._size: int | None = None
         self._fingerprint: str | None = None
         self._seen: set[int] = set()
+        #: ``_seen`` in hex, in the order seen: the checkpoint copies it rather than sorting and
+        #: formatting every number each time (a cost that would grow with every trial).
+        self._seen_hex: list[str] = []
         self._seen_fingerprint: str | None = None
         self._unseen: list[int] | None = None
 
@@ -75,7 +80,7 @@ class RandomTuner(Tuner):
         self._size = space.size()
         self._fingerprint = _fingerprint(space)
         if self._seen_fingerprint != self._fingerprint:
-            self._seen = set()
+            self._seen, self._seen_hex = set(), []
             self._seen_fingerprint = self._fingerprint
         self._unseen = None
 
@@ -85,7 +90,7 @@ class RandomTuner(Tuner):
         if self._size is None:
             return {axis.key: axis.sample(self._rng) for axis in self._axes}
         number = self._draw_unseen(self._size)
-        self._seen.add(number)
+        self._mark_seen(number)
         return self._decode(number)
 
     def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: float) -> None:
@@ -103,7 +108,7 @@ class RandomTuner(Tuner):
             "format": CHECKPOINT_FORMAT,
             "rng": [version, list(internal), gauss_next],
             "space": self._seen_fingerprint,
-            "seen": [format(number, "x") for number in sorted(self._seen)],
+            "seen": list(self._seen_hex),
         }
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
@@ -120,6 +125,7 @@ class RandomTuner(Tuner):
         fingerprint = state.get("space")
         if self._fingerprint is None or fingerprint == self._fingerprint:
             self._seen, self._seen_fingerprint = seen, fingerprint
+            self._seen_hex = [format(number, "x") for number in seen]
         self._unseen = None
 
     # -- numbering ------------------------------------------------------------------------------
@@ -162,8 +168,12 @@ class RandomTuner(Tuner):
         except (ValueError, TypeError):
             return
         if number not in self._seen:
-            self._seen.add(number)
+            self._mark_seen(number)
             self._unseen = None
+
+    def _mark_seen(self, number: int) -> None:
+        self._seen.add(number)
+        self._seen_hex.append(format(number, "x"))
 
 
 # -- one axis per choice --------------------------------------------------------------------------
