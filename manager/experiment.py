@@ -573,10 +573,8 @@ class ExperimentRunner:
             self.allocator.release(trial_id)
 
     def _hold_gpus(self, trial_id: str, gpus: tuple[int, ...]) -> None:
-        """Count an adopted trial's GPUs as ours (the allocator has no public call for this yet)."""
-        allocator = self._gpu_allocator()
-        with allocator._lock:
-            allocator._held[trial_id] = tuple(gpus)
+        """Count an adopted trial's GPUs as ours."""
+        self._gpu_allocator().hold(trial_id, gpus)
 
     # -- one trial ---------------------------------------------------------------------------
     def _spec(self, active: _ActiveTrial) -> TrialSpec:

@@ -138,6 +138,12 @@ class GpuAllocator:
             self._held[trial_id] = chosen
             return chosen
 
+    def hold(self, trial_id: str, gpus: tuple[int, ...]) -> None:
+        """Count ``gpus`` as held by ``trial_id`` whatever their state: a trial re-adopted after a
+        daemon restart already runs on them."""
+        with self._lock:
+            self._held[trial_id] = tuple(gpus)
+
     def release(self, trial_id: str) -> None:
         """Give back what ``trial_id`` holds (nothing happens if it holds nothing)."""
         with self._lock:

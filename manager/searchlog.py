@@ -291,7 +291,9 @@ def _wire_input_candidates(nodes: list[dict[str, Any]], edges: list[dict[str, An
     for node in [n for n in nodes if n["type"] == "input_choice"]:
         into = [e for e in edges if e["target"] == node["id"]]
         marked = {e["candidate"] for e in into if "candidate" in e}
-        if marked:  # the writer wired this choice itself (nasctl's trainers do): names may repeat across cells
+        if (
+            marked
+        ):  # the writer wired this choice itself (nasctl's trainers do): names may repeat across cells
             continue
         feeding = {e["source"] for e in into}
         for position, candidate in enumerate(node["candidates"]):

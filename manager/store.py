@@ -456,7 +456,7 @@ class Store:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasctl-db-writer")
         self._writer_ident: int | None = None
         self._writer.submit(self._remember_writer).result()
-        self._write(lambda session: Base.metadata.create_all(session.connection()))
+        self._write(_create_schema)
         self._closed = False
         if reserve is not None:
             _make_reserve(reserve)
@@ -746,6 +746,9 @@ class Store:
     ) -> TrialRecord:
         """A WAITING trial with the next sequence id (also its parameter id) and a fresh id.
 
+        Sequence ids are 0..n-1 with no gap (no trial is ever deleted on its own): trial_page and
+        the status counts read an experiment's number of trials as the largest one plus one.
+
         ``checkpoint`` (the tuner's state right after it proposed ``parameters``) is saved in the
         same transaction, so after a crash the tuner's memory and the trial list agree.
         """
@@ -937,8 +940,8 @@ class Store:
         value of the key, then those without it (by sequence id); for ``status``, one group per
         status. Only the page's sequence ids come from the groups' indexes, then only the page's
         rows are read and decoded. The groups' sizes, which say where the page starts, come from
-        :func:`_status_counts` and a COUNT of the (usually few) trials without the key, never from
-        a COUNT over every trial (8 ms at 100,000 on a slow CPU).
+        :func:`_trial_total` / :func:`_status_counts` and a COUNT of the (usually few) trials
+        without the key, not from a COUNT over every trial (8 ms at 100,000 on a slow CPU).
         """
         where = [TrialRow.experiment_id == experiment_id]
         if status is not None:
@@ -956,13 +959,18 @@ class Store:
 
                 return fetch
 
-            counts = _status_counts(connection, experiment_id)
-            selected = counts[status.value] if status is not None else sum(counts.values())
+            if sort is TrialSort.STATUS and status is None:
+                counts = _status_counts(connection, experiment_id)
+                selected = sum(counts.values())
+            else:
+                selected = _trial_total(connection, experiment_id, status)
             groups: list[tuple[int, Callable[[int, int], list[int]]]]  # (size, fetch) in page order
             if sort is TrialSort.SEQUENCE_ID:
                 groups = [(selected, in_order(where, seq.desc() if descending else seq))]
+            elif sort is TrialSort.STATUS and status is not None:  # one status: ties by sequence id
+                groups = [(selected, in_order(where, seq))]
             elif sort is TrialSort.STATUS:  # a handful of values: one index range each
-                values = [status.value] if status is not None else sorted(counts, reverse=descending)
+                values = sorted(counts, reverse=descending)
                 groups = [(counts[v], in_order([*where, TrialRow.status == v], seq)) for v in values]
             else:
                 key = {
@@ -1189,6 +1197,18 @@ def _duration_order(
     return [seq for _, seq in merged[start : start + count]]
 
 
+def _trial_total(connection: Any, experiment_id: str, status: TrialStatus | None = None) -> int:
+    """How many trials the experiment has (with ``status``), the cheap way: see :func:`_status_counts`."""
+    trials = TrialRow.__table__.c
+    mine = trials.experiment_id == experiment_id
+    if status is TrialStatus.SUCCEEDED:
+        return _status_counts(connection, experiment_id)[status.value]
+    if status is not None:
+        return connection.scalar(select(func.count()).where(mine, trials.status == status.value)) or 0
+    top = connection.scalar(select(func.max(trials.sequence_id)).where(mine))
+    return 0 if top is None else top + 1
+
+
 def _status_counts(connection: Any, experiment_id: str) -> dict[str, int]:
     """Trials per status (every status, zeros included) without a COUNT over every trial.
 
@@ -1199,8 +1219,7 @@ def _status_counts(connection: Any, experiment_id: str) -> dict[str, int]:
     """
     trials = TrialRow.__table__.c
     mine = trials.experiment_id == experiment_id
-    top = connection.scalar(select(func.max(trials.sequence_id)).where(mine))
-    total = 0 if top is None else top + 1
+    total = _trial_total(connection, experiment_id)
     others = [s.value for s in TrialStatus if s is not TrialStatus.SUCCEEDED]
     counts = {value: 0 for value in others}
     if total:
@@ -1220,6 +1239,17 @@ def _save_checkpoint(session: Session, experiment_id: str, checkpoint: TunerChec
     for ids, column in ((checkpoint.results, "result_in_checkpoint"), (checkpoint.ends, "end_in_checkpoint")):
         if ids:
             connection.execute(_MARK_IN_CHECKPOINT, {"b_ids": list(ids), column: True})
+
+
+#: Indexes of earlier versions that newer ones replace (left in an old home, they only slow writes).
+_RETIRED_INDEXES = ("ix_trials_experiment_status", "ix_trials_experiment_final_metric")
+
+
+def _create_schema(session: Session) -> None:
+    connection = session.connection()
+    Base.metadata.create_all(connection)
+    for name in _RETIRED_INDEXES:
+        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -57,6 +57,14 @@ def test_one_trial_per_gpu_by_default_then_wait() -> None:
     assert alloc.allocate("t3", 1) is None
 
 
+def test_held_gpus_of_an_adopted_trial_count_against_new_trials() -> None:
+    alloc = allocator(gpu(0), gpu(1))
+    alloc.hold("adopted", (1,))
+    assert alloc.held("adopted") == (1,)
+    assert alloc.allocate("t1", 1) == (0,)
+    assert alloc.allocate("t2", 1) is None
+
+
 def test_release_frees_the_gpu_for_the_next_trial() -> None:
     alloc = allocator(gpu(0))
     assert alloc.allocate("t1", 1) == (0,)

@@ -73,9 +73,135 @@ def test_the_indexes_for_the_rest_queries_exist(store: Store, tmp_path: Path) ->
         for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
     }
     connection.close()
-    assert ["experiment_id", "status"] in indexes.values()
-    assert ["experiment_id", "final_metric"] in indexes.values()
+    assert ["experiment_id", "status", "sequence_id"] in indexes.values()
+    assert ["experiment_id", "final_metric", "sequence_id"] in indexes.values()
+    assert ["experiment_id", "status", "final_metric", "sequence_id"] in indexes.values()
+    assert ["experiment_id", "start_time", "sequence_id"] in indexes.values()
+    assert ["experiment_id", "end_time", "sequence_id", "start_time"] in indexes.values()
+    assert ["experiment_id", None, "sequence_id"] in indexes.values()  # end_time - start_time
     assert ["experiment_id", "id"] in indexes.values()
+
+
+def _page_reference(
+    trials: list, status: TrialStatus | None, sort: TrialSort, descending: bool, now: int
+) -> list:
+    """trial_page's order by definition: missing values last, ties by sequence id."""
+    kept = [t for t in trials if status is None or t.status is status]
+
+    def key(t):
+        return {
+            TrialSort.SEQUENCE_ID: t.sequence_id,
+            TrialSort.FINAL_METRIC: t.final_metric,
+            TrialSort.START_TIME: t.start_time,
+            TrialSort.END_TIME: t.end_time,
+            TrialSort.DURATION: None if t.start_time is None else (t.end_time or now) - t.start_time,
+            TrialSort.STATUS: t.status.value,
+        }[sort]
+
+    present = sorted((t for t in kept if key(t) is not None), key=lambda t: t.sequence_id)
+    present.sort(key=key, reverse=descending)  # stable: ties stay in sequence order
+    return [t.id for t in present] + [t.id for t in kept if key(t) is None]
+
+
+def test_trial_page_matches_its_definition_for_every_sort_filter_and_offset(
+    store: Store, tmp_path: Path
+) -> None:
+    exp = new_experiment(store, tmp_path)
+    statuses = [TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.SUCCEEDED, TrialStatus.USER_CANCELED]
+    for i in range(23):  # ties in the metric and in the times, missing values, every state
+        trial = store.create_trial(exp.id, {"i": i})
+        if i % 7 == 6:
+            continue  # WAITING: no start
+        store.mark_trial_running(
+            trial.id, pid=1, pid_create_time=0.0, gpus=(), start_time=1000 + (i // 2) * 10
+        )
+        if i % 5 != 4:
+            store.ingest_metrics(
+                trial.id, expected_offset=0, new_offset=1, reports=[report(FINAL, (i % 4) / 10)]
+            )
+        if i % 6 != 5:
+            store.finish_trial(trial.id, statuses[i % 4], end_time=5000 - (i % 3) * 100)
+    trials = store.all_trials(exp.id)
+    now = int(time.time() * 1000)
+    for sort in TrialSort:
+        for descending in (False, True):
+            for status in (None, TrialStatus.SUCCEEDED, TrialStatus.RUNNING, TrialStatus.EARLY_STOPPED):
+                expected = _page_reference(trials, status, sort, descending, now)
+                for offset, limit in (
+                    (0, 50),
+                    (0, 4),
+                    (3, 5),
+                    (len(expected) - 2, 5),
+                    (len(expected) + 1, 5),
+                ):
+                    page = store.trial_page(
+                        exp.id, status=status, sort=sort, descending=descending, offset=offset, limit=limit
+                    )
+                    case = (sort, descending, status, offset, limit)
+                    assert page.total == len(expected), case
+                    assert [t.id for t in page.items] == expected[max(0, offset) : offset + limit], case
+
+
+def test_the_duration_order_merges_running_trials_among_ended_ones(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    now = int(time.time() * 1000)
+    for i in range(14):  # ended trials of 1..7 s (ties in pairs), running ones of about 2.5, 4.5, 6.5 s
+        trial = store.create_trial(exp.id, {"i": i})
+        running = i % 5 == 2
+        start = now - (2500 + 2000 * (i // 5) if running else 1000 * (i // 2 + 1))
+        store.mark_trial_running(trial.id, pid=1, pid_create_time=0.0, gpus=(), start_time=start)
+        if not running:
+            store.finish_trial(trial.id, TrialStatus.SUCCEEDED, end_time=start + 1000 * (i // 2 + 1))
+    store.create_trial(exp.id, {"waiting": True})
+    trials = store.all_trials(exp.id)
+    for descending in (False, True):
+        expected = _page_reference(trials, None, TrialSort.DURATION, descending, now)
+        assert len(expected) == 15
+        for offset in range(16):
+            for limit in (1, 2, 3, 15):
+                page = store.trial_page(
+                    exp.id, sort=TrialSort.DURATION, descending=descending, offset=offset, limit=limit
+                )
+                assert [t.id for t in page.items] == expected[offset : offset + limit], (
+                    descending,
+                    offset,
+                    limit,
+                )
+
+
+def test_no_trial_page_sorts_the_whole_experiment(store: Store, tmp_path: Path) -> None:
+    """Every page reads its trials in index order (a sort of ties, if any, is fine)."""
+    exp = new_experiment(store, tmp_path)
+    finished_trial(store, exp.id, 0.5)
+    plans: list[str] = []
+    engine = store._read_engine
+
+    def explain(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith("SELECT") and "FROM trials" in statement:
+            rows = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+            plans.append(f"{statement} -> {' | '.join(row[3] for row in rows)}")
+
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", explain)
+    try:
+        for sort in TrialSort:
+            for descending in (False, True):
+                for status in (None, TrialStatus.SUCCEEDED):
+                    if status is None or sort in (
+                        TrialSort.SEQUENCE_ID,
+                        TrialSort.FINAL_METRIC,
+                        TrialSort.STATUS,
+                    ):
+                        store.trial_page(exp.id, status=status, sort=sort, descending=descending)
+    finally:
+        event.remove(engine, "before_cursor_execute", explain)
+    assert plans
+    sorted_all = [plan for plan in plans if "USE TEMP B-TREE FOR ORDER BY" in plan or "SCAN trials" in plan]
+    assert sorted_all == []
+    # the running trials of the duration order: the few without an end, not every started one
+    running = [plan for plan in plans if "trials.start_time \nFROM" in plan and "end_time IS NULL" in plan]
+    assert running and all("end_time=?" in plan for plan in running), running
 
 
 def test_trials_get_consecutive_sequence_ids_and_nni_shaped_ids(store: Store, tmp_path: Path) -> None:
