@@ -760,7 +760,13 @@ class ExperimentRunner:
     # -- metrics -----------------------------------------------------------------------------
     async def _tail(self, active: _ActiveTrial, spec: TrialSpec) -> None:
         interval = self.manager.metric_poll_seconds
-        while not active.tail_stop.is_set():
+        while True:
+            # wait first: a trial that ends within one interval (most of a fast search) is read once,
+            # at its exit, and costs no poll at all
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(active.tail_stop.wait(), interval)
+            if active.tail_stop.is_set():
+                return
             try:
                 await self._ingest(active, spec)
                 await self._trim_logs(active, spec)
@@ -768,8 +774,6 @@ class ExperimentRunner:
                 self._fail_storage(exc)
             except Exception as exc:  # a store hiccup must not end the trial; the final read retries
                 log.warning("experiment %s: reading metrics of %s failed: %s", self.id, active.id, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(active.tail_stop.wait(), interval)
 
     async def _trim_logs(self, active: _ActiveTrial, spec: TrialSpec) -> None:
         for note in await asyncio.to_thread(self.service.trim_logs, spec):

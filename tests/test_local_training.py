@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from manager.training.base import TrialExit, TrialSpec
-from manager.training.local import LocalTrainingService, kill_stale_trial, read_metrics_file
+from manager.training.local import LocalTrainingService, command_argv, kill_stale_trial, read_metrics_file
 
 T = TypeVar("T")
 PACKED = {
@@ -286,3 +286,65 @@ def test_a_nan_metric_is_read_as_nan(tmp_path: Path) -> None:
 def test_a_missing_metrics_file_reads_as_nothing(tmp_path: Path) -> None:
     chunk = read_metrics_file(tmp_path / "absent.jsonl", 0)
     assert chunk.reports == () and chunk.offset == 0
+
+
+# -- with or without a shell ---------------------------------------------------------------------
+
+
+def test_plain_words_naming_a_program_run_without_a_shell(tmp_path: Path) -> None:
+    script = tmp_path / "code" / "whoami.py"
+    spec(tmp_path, "")  # makes the code folder
+    script.write_text("import os; print(os.getpid(), os.getppid())")
+    trial = spec(tmp_path, f"{sys.executable} whoami.py --flag=1")
+    started = run(_submit_and_wait(trial))
+    pid, parent = map(int, (trial.trial_dir / "stdout").read_text().split())
+    assert pid == started and parent == os.getpid()  # the daemon's child is the program itself
+
+
+def test_a_command_with_shell_syntax_runs_through_sh(tmp_path: Path) -> None:
+    trial = spec(tmp_path, "echo $NASCTL_TRIAL_ID > seen.txt")
+    run(run_to_end(LocalTrainingService(), trial))
+    assert (tmp_path / "code" / "seen.txt").read_text().strip() == "Tr1al"
+
+
+@pytest.mark.parametrize(
+    ("command", "via_shell"),
+    [
+        ("python3 model.py --lr 0.1", False),
+        ("exit 3", True),  # a builtin: no program of that name
+        ("LR=0.1 python3 model.py", True),  # an assignment
+        ("python3 model.py > out.txt", True),
+        ("python3 'my model.py'", True),
+        ("./run.sh", False),  # a program relative to the trial's folder
+        ("./missing.sh", True),  # let sh report it
+    ],
+)
+def test_which_commands_need_a_shell(tmp_path: Path, command: str, via_shell: bool) -> None:
+    (tmp_path / "run.sh").write_text("#!/bin/sh\ntrue\n")
+    (tmp_path / "run.sh").chmod(0o755)
+    argv, shell = command_argv(command, tmp_path, os.environ.get("PATH"))
+    assert shell is via_shell
+    assert argv == (["/bin/sh", "-c", command] if via_shell else command.split())
+
+
+def test_a_script_without_an_interpreter_line_still_runs_through_sh(tmp_path: Path) -> None:
+    spec(tmp_path, "")
+    script = tmp_path / "code" / "plain.sh"
+    script.write_text("echo ran > ran.txt\n")
+    script.chmod(0o755)
+    result = run(run_to_end(LocalTrainingService(), spec(tmp_path, "./plain.sh")))
+    assert result.succeeded and (tmp_path / "code" / "ran.txt").read_text().strip() == "ran"
+
+
+def test_a_signal_is_recorded_without_a_shell_exit_code(tmp_path: Path) -> None:
+    direct = spec(tmp_path, f"{sys.executable} -m kill_me", trial_id="Direct")
+    (tmp_path / "code" / "kill_me.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    result = run(run_to_end(LocalTrainingService(), direct))
+    assert (result.exit_code, result.signal) == (None, signal.SIGKILL)
+
+
+async def _submit_and_wait(trial: TrialSpec) -> int:
+    service = LocalTrainingService()
+    process = await service.submit(trial, PACKED)
+    await service.wait(trial.trial_id)
+    return process.pid

@@ -1,4 +1,9 @@
-"""The local training service: every trial is a ``sh -c`` process on this machine.
+"""The local training service: every trial is a process on this machine.
+
+A trialCommand that is plain words naming a program (``python3 model.py --epochs 3``) is run
+directly; anything else (quotes, ``$VAR``, ``;``, ``|``, a shell builtin...) through ``sh -c``. The
+shell would change nothing for the first kind but cost a process per trial, and its exit codes
+hide signals (128+N).
 
 A trial's folder ``<experimentDir>/trials/<trialId>/`` holds ``parameter.json`` (the packed
 parameter), ``stdout`` and ``stderr`` (the raw streams: the OS writes them to the files, so any
@@ -25,6 +30,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import time
 from collections.abc import Mapping
@@ -56,6 +63,30 @@ SAME_PROCESS_TOLERANCE = 0.05
 #: A read of metrics.jsonl takes at most this many bytes; the caller reads again for the rest.
 READ_CHUNK_BYTES = 1 << 20
 SHELL = "/bin/sh"
+#: Words made of these characters mean the same to sh as to a plain split on spaces.
+_PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,+@%=-]+(?: +[A-Za-z0-9_./:,+@%=-]+)*")
+
+
+def command_argv(command: str, cwd: Path, path: str | None) -> tuple[list[str], bool]:
+    """``(argv, via_shell)`` to start ``command`` in ``cwd`` with, ``path`` being the trial's PATH.
+
+    Plain words whose first one is a program (found on ``path`` by an absolute folder, or a path
+    from ``cwd``; not a variable assignment, not a builtin such as ``exit`` or ``cd``) run
+    directly; everything else goes through ``sh -c``.
+    """
+    stripped = command.strip()
+    if not _PLAIN_COMMAND.fullmatch(stripped):
+        return [SHELL, "-c", command], True
+    words = stripped.split()
+    program = words[0]
+    if "/" in program:  # exec resolves it from the trial's folder, as sh would
+        candidate = Path(program) if os.path.isabs(program) else cwd / program
+        found = str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+    else:
+        found = shutil.which(program, path=path)
+    if "=" in program or found is None or not os.path.isabs(found):
+        return [SHELL, "-c", command], True
+    return words, False
 
 
 def trial_environment(spec: TrialSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -91,6 +122,7 @@ class _Running:
     killing: bool = False
     ended: asyncio.Future[None] | None = None  # an adopted trial's end
     log_trims: dict[str, int] = field(default_factory=dict)
+    via_shell: bool = True  # sh reports a child killed by signal N as exit code 128+N
 
     async def wait_ended(self) -> None:
         if self.process is not None:
@@ -132,22 +164,34 @@ class LocalTrainingService(TrainingService):
             _open_log(trial_dir / env.STDOUT_FILE_NAME) as out,
             _open_log(trial_dir / env.STDERR_FILE_NAME) as err,
         ):
-            process = await asyncio.create_subprocess_exec(
-                SHELL,
-                "-c",
-                spec.command,
-                cwd=spec.working_dir,
-                env=trial_environment(spec, self._base_env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
+            environment = trial_environment(spec, self._base_env)
+            argv, via_shell = command_argv(spec.command, spec.working_dir, environment.get("PATH"))
+
+            async def start(argv: list[str]) -> asyncio.subprocess.Process:
+                return await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=spec.working_dir,
+                    env=environment,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+
+            try:
+                process = await start(argv)
+            except OSError:
+                if via_shell:
+                    raise
+                # e.g. a script without a #! line, which sh runs as a shell script
+                process, via_shell = await start([SHELL, "-c", spec.command]), True
         try:
             create_time = psutil.Process(process.pid).create_time()
         except psutil.Error:  # already gone (and reaped): the clock is close enough
             create_time = time.time()
-        self._running[spec.trial_id] = _Running(spec, process, process.pid, process.pid, create_time)
+        self._running[spec.trial_id] = _Running(
+            spec, process, process.pid, process.pid, create_time, via_shell=via_shell
+        )
         return TrialProcess(spec.trial_id, process.pid, create_time)
 
     async def adopt(self, spec: TrialSpec, pid: int, create_time: float) -> TrialProcess | None:
@@ -195,7 +239,7 @@ class LocalTrainingService(TrainingService):
                 self.kill_grace, _signal_group, running.pgid, signal.SIGKILL
             )
         self._running.pop(trial_id, None)
-        return TrialExit.from_returncode(returncode, via_shell=True)
+        return TrialExit.from_returncode(returncode, via_shell=running.via_shell)
 
     async def kill(self, trial_id: str, grace: float | None = None) -> None:
         running = self._running.get(trial_id)
