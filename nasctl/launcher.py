@@ -173,7 +173,9 @@ def start_daemon(
     try:
         stderr = open(stderr_path, "wb")  # noqa: SIM115 - closed below, once the child has it
     except OSError as exc:  # a read-only or full home: say so in one line
-        raise LauncherError(f"cannot start the daemon: home {home} is not writable ({exc.strerror})") from None
+        raise LauncherError(
+            f"cannot start the daemon: home {home} is not writable ({exc.strerror})"
+        ) from None
     with stderr:
         proc = subprocess.Popen(
             command,
