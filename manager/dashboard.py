@@ -21,7 +21,7 @@ import hashlib
 import html
 import json
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,10 +171,16 @@ def add_experiment_views(app: FastAPI, store: Store, secured: Sequence[Depends],
 
     trials = archstats.TrialCache()
 
-    def _json(view: dict[str, Any]) -> bytes:
-        """The view rendered once per change of the experiment (the cache keeps the bytes), not
+    def cached_view(record: Any, key: tuple[Any, ...], build: Callable[[Any], dict[str, Any]]) -> Response:
+        """A view rendered once per change of the experiment (the cache keeps the bytes), not
         walked by FastAPI's jsonable_encoder on every request (half of nas-view's time)."""
-        return bytes(SafeJSONResponse(view).body)
+        body = trials.view(
+            store,
+            record.id,
+            (*key, record.status, record.search_space is None),
+            lambda t: bytes(SafeJSONResponse(build(t)).body),
+        )
+        return Response(body, media_type="application/json")
 
     def experiment_or_404(experiment_id: str) -> Any:
         record = store.get_experiment(experiment_id)
@@ -204,13 +210,7 @@ def add_experiment_views(app: FastAPI, store: Store, secured: Sequence[Depends],
     def choice_stats(experiment_id: str, request: Request) -> Response:
         record = experiment_or_404(experiment_id)
         top = int_query(request, "top", 10, 1, MAX_TOP_K)
-        body = trials.view(
-            store,
-            record.id,
-            ("stats", top, record.status, record.search_space is None),
-            lambda t: _json(archstats.choice_stats(t, record, top)),
-        )
-        return Response(body, media_type="application/json")
+        return cached_view(record, ("stats", top), lambda t: archstats.choice_stats(t, record, top))
 
     @app.get(
         f"{prefix}/experiments/{{experiment_id}}/nas-view",
@@ -221,10 +221,4 @@ def add_experiment_views(app: FastAPI, store: Store, secured: Sequence[Depends],
     def nas_view(experiment_id: str, request: Request) -> Response:
         record = experiment_or_404(experiment_id)
         points = int_query(request, "points", DEFAULT_POINTS, 2, MAX_POINTS)
-        body = trials.view(
-            store,
-            record.id,
-            ("nas", points, record.status, record.search_space is None),
-            lambda t: _json(archstats.nas_view(t, record, points)),
-        )
-        return Response(body, media_type="application/json")
+        return cached_view(record, ("nas", points), lambda t: archstats.nas_view(t, record, points))

@@ -19,6 +19,15 @@ from trials.searchspace import SearchSpace, architecture_to_json
 Parameters = dict[str, Any]
 
 
+OPTIMIZE_MODES = ("maximize", "minimize")
+
+
+def check_optimize_mode(mode: Any) -> None:
+    """The ``optimize_mode`` class argument every built-in tuner takes, checked the same way."""
+    if mode not in OPTIMIZE_MODES:
+        raise TunerError(f"tuner.classArgs.optimize_mode: must be maximize or minimize, got {mode!r}")
+
+
 class NoMoreTrials(Exception):
     """The search space is exhausted: this tuner will propose nothing more."""
 

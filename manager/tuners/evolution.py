@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from manager.tuners.base import Parameters, Tuner, TunerError
+from manager.tuners.base import Parameters, Tuner, TunerError, check_optimize_mode
 from manager.tuners.random import RandomTuner
 from trials.searchspace import (
     ChoiceSpec,
@@ -46,7 +46,6 @@ from trials.searchspace import (
     architecture_to_json,
 )
 
-OPTIMIZE_MODES = ("maximize", "minimize")
 CHECKPOINT_FORMAT = "nasctl.RegularizedEvolutionTuner/1"
 #: Mutation attempts with one changed key before a second key is changed too, and so on.
 ATTEMPTS_PER_DEPTH = 16
@@ -79,9 +78,7 @@ class RegularizedEvolutionTuner(Tuner):
 
     @classmethod
     def validate_class_args(cls, **class_args: Any) -> None:
-        mode = class_args.get("optimize_mode", "maximize")
-        if mode not in OPTIMIZE_MODES:
-            raise TunerError(f"tuner.classArgs.optimize_mode: must be maximize or minimize, got {mode!r}")
+        check_optimize_mode(class_args.get("optimize_mode", "maximize"))
         for name in ("population_size", "sample_size"):
             value = class_args.get(name, 1)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from manager.tuners.actionspace import Actions, ActionSpace, SeenSequences, space_fingerprint
-from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError
+from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError, check_optimize_mode
 from trials.searchspace import SearchSpace
 
-OPTIMIZE_MODES = ("maximize", "minimize")
 CHECKPOINT_FORMAT = "nasctl.GridSearchTuner/1"
 
 
@@ -40,9 +39,7 @@ class GridSearchTuner(Tuner):
 
     @classmethod
     def validate_class_args(cls, **class_args: Any) -> None:
-        mode = class_args.get("optimize_mode", "maximize")
-        if mode not in OPTIMIZE_MODES:
-            raise TunerError(f"tuner.classArgs.optimize_mode: must be maximize or minimize, got {mode!r}")
+        check_optimize_mode(class_args.get("optimize_mode", "maximize"))
 
     # -- Tuner -----------------------------------------------------------------------------------
     def update_search_space(self, space: SearchSpace) -> None:

@@ -58,13 +58,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from manager.tuners.actionspace import Actions, ActionSpace, SeenSequences, space_fingerprint
-from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError
+from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError, check_optimize_mode
 from trials.searchspace import SearchSpace
 
 if TYPE_CHECKING:
     import torch
 
-OPTIMIZE_MODES = ("maximize", "minimize")
 CHECKPOINT_FORMAT = "nasctl.PPOTuner/1"
 EMBEDDING_SIZE = 32
 HIDDEN_SIZE = 64
@@ -180,9 +179,7 @@ class PPOTuner(Tuner):
 
     @classmethod
     def validate_class_args(cls, **class_args: Any) -> None:
-        mode = class_args.get("optimize_mode")
-        if mode not in OPTIMIZE_MODES:
-            raise TunerError(f"tuner.classArgs.optimize_mode: must be maximize or minimize, got {mode!r}")
+        check_optimize_mode(class_args.get("optimize_mode"))
         for name in _INT_ARGS:
             value = class_args.get(name, 1)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 99_999:

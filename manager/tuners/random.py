@@ -18,7 +18,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError
+from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError, check_optimize_mode
 from trials.errors import SearchSpaceError
 from trials.searchspace import (
     ChoiceSpec,
@@ -30,7 +30,6 @@ from trials.searchspace import (
     SearchSpace,
 )
 
-OPTIMIZE_MODES = ("maximize", "minimize")
 CHECKPOINT_FORMAT = "nasctl.RandomTuner/1"
 #: Draws that may hit seen architectures in a row before the unseen ones are listed.
 MAX_REJECTIONS = 32
@@ -68,9 +67,7 @@ class RandomTuner(Tuner):
         seed = class_args.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise TunerError(f"tuner.classArgs.seed: must be a whole number or null, got {seed!r}")
-        mode = class_args.get("optimize_mode", "maximize")
-        if mode not in OPTIMIZE_MODES:
-            raise TunerError(f"tuner.classArgs.optimize_mode: must be maximize or minimize, got {mode!r}")
+        check_optimize_mode(class_args.get("optimize_mode", "maximize"))
 
     # -- Tuner -----------------------------------------------------------------------------------
     def update_search_space(self, space: SearchSpace) -> None:
