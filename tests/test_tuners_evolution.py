@@ -7,28 +7,13 @@ import math
 from typing import Any
 
 import pytest
+from spaces import inputs, layer, space
 
 from manager.config import TunerConfig
 from manager.tuners import check_tuner_config, create_tuner
 from manager.tuners.base import NoMoreTrials, TunerError
 from manager.tuners.evolution import RegularizedEvolutionTuner
 from trials.searchspace import SearchSpace
-
-
-def space(obj: dict[str, Any]) -> SearchSpace:
-    return SearchSpace.from_json(obj)
-
-
-def layer(*names: str) -> dict[str, Any]:
-    return {"_type": "layer_choice", "_value": list(names)}
-
-
-def inputs(n: int, n_chosen: int | None) -> dict[str, Any]:
-    return {
-        "_type": "input_choice",
-        "_value": {"candidates": [f"in{i}" for i in range(n)], "n_chosen": n_chosen},
-    }
-
 
 #: Six keys of five candidates: 15,625 architectures.
 WIDE = space({f"k{i}": layer(*"abcde") for i in range(6)})

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from spaces import inputs, layer, space
 
 from manager.config import TunerConfig
 from manager.tuners import create_tuner
@@ -13,19 +14,6 @@ from manager.tuners.base import NoMoreTrials, TunerError
 from manager.tuners.gridsearch import GridSearchTuner
 from trials.errors import SearchSpaceError
 from trials.searchspace import SearchSpace
-
-
-def space(obj: dict[str, Any]) -> SearchSpace:
-    return SearchSpace.from_json(obj)
-
-
-def layer(*names: str) -> dict[str, Any]:
-    return {"_type": "layer_choice", "_value": list(names)}
-
-
-def inputs(n: int, n_chosen: int | None, names: list[str] | None = None) -> dict[str, Any]:
-    candidates = names if names is not None else [f"in{i}" for i in range(n)]
-    return {"_type": "input_choice", "_value": {"candidates": candidates, "n_chosen": n_chosen}}
 
 
 def grid(search_space: SearchSpace) -> GridSearchTuner:

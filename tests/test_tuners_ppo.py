@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from spaces import inputs, layer, space
 
 from manager.config import TunerConfig
 from manager.tuners import check_tuner_config, create_tuner
@@ -20,19 +21,6 @@ from trials.errors import SearchSpaceError
 from trials.searchspace import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def space(obj: dict[str, Any]) -> SearchSpace:
-    return SearchSpace.from_json(obj)
-
-
-def layer(*names: str) -> dict[str, Any]:
-    return {"_type": "layer_choice", "_value": list(names)}
-
-
-def inputs(n: int, n_chosen: int | None, names: list[str] | None = None) -> dict[str, Any]:
-    candidates = names if names is not None else [f"in{i}" for i in range(n)]
-    return {"_type": "input_choice", "_value": {"candidates": candidates, "n_chosen": n_chosen}}
 
 
 #: 4 keys of 4 candidates: 256 architectures; the planted optimum is TARGET.

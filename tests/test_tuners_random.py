@@ -9,26 +9,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from spaces import inputs, layer, space
 
 from manager.tuners.base import NoMoreTrials, TunerError
 from manager.tuners.random import RandomTuner
 from trials.errors import SearchSpaceError
 from trials.searchspace import SearchSpace, architecture_to_json
-
-
-def space(obj: dict[str, Any]) -> SearchSpace:
-    return SearchSpace.from_json(obj)
-
-
-def layer(*names: str) -> dict[str, Any]:
-    return {"_type": "layer_choice", "_value": list(names)}
-
-
-def inputs(n: int, n_chosen: int | None) -> dict[str, Any]:
-    return {
-        "_type": "input_choice",
-        "_value": {"candidates": [f"in{i}" for i in range(n)], "n_chosen": n_chosen},
-    }
 
 
 def freeze(arch: dict[str, Any]) -> str:
