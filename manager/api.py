@@ -30,29 +30,26 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manager import webauth
-from manager.config import MAX_COUNT, parse_config, parse_duration
+from manager.config import MAX_COUNT, parse_config
 from manager.dashboard import add_experiment_views, install_web
-from manager.experiment import (
-    ExperimentManager,
-    ExperimentNotFound,
-    InvalidState,
-    TrialNotFound,
-    trial_value,
-)
+from manager.loop.errors import ExperimentNotFound, InvalidState, TrialNotFound
+from manager.loop.experiments import ExperimentManager
 from manager.store import (
     KEEP,
     ExperimentRecord,
-    ExperimentStatus,
     MetricRecord,
     StorageError,
     Store,
     TrialRecord,
     TrialSort,
-    TrialStatus,
     now_ms,
 )
 from manager.training.base import LOG_STREAMS, LogAccessError, open_trial_log, stream_file
-from trials.errors import did_you_mean
+from trials.durations import parse_duration
+from trials.messages import did_you_mean, one_line
+from trials.metrics import PERIODICAL, metric_default
+from trials.numbers import is_whole
+from trials.status import ExperimentStatus, TrialStatus
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +148,7 @@ def experiment_json(
 
 
 def _final_metric(trial: TrialRecord) -> float | None:
-    return None if trial.final_metric_data is None else trial_value(trial.final_metric_data)
+    return None if trial.final_metric_data is None else metric_default(trial.final_metric_data)
 
 
 def trial_json(trial: TrialRecord, now: int | None = None) -> dict[str, Any]:
@@ -179,7 +176,7 @@ def trial_json(trial: TrialRecord, now: int | None = None) -> dict[str, Any]:
 def metric_json(metric: MetricRecord) -> dict[str, Any]:
     default = metric.default_value
     if default is None:  # NaN (or inf) is stored as NULL in the float column; the JSON keeps it
-        default = trial_value(metric.value)
+        default = metric_default(metric.value)
     return {
         "id": metric.id,
         "trialId": metric.trial_id,
@@ -239,12 +236,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _is_whole(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return isinstance(value, int) or (math.isfinite(value) and float(value).is_integer())
-
-
 def parse_patch(body: Mapping[str, Any]) -> dict[str, Any]:
     """The limits a PATCH body changes (store field -> value); ApiError(400) naming a bad field."""
     if not body:
@@ -256,13 +247,13 @@ def parse_patch(body: Mapping[str, Any]) -> dict[str, Any]:
                 400, f"unknown field {key!r}{did_you_mean(key, PATCHABLE)}; allowed: {', '.join(PATCHABLE)}"
             )
         if key == "trialConcurrency":
-            if not _is_whole(value) or not 1 <= value <= MAX_COUNT:
+            if not is_whole(value) or not 1 <= value <= MAX_COUNT:
                 raise ApiError(
                     400, f"trialConcurrency: must be a whole number from 1 to {MAX_COUNT}, got {_show(value)}"
                 )
             changes["trial_concurrency"] = int(value)
         elif key == "maxTrialNumber":
-            if value is not None and (not _is_whole(value) or not 1 <= value <= MAX_COUNT):
+            if value is not None and (not is_whole(value) or not 1 <= value <= MAX_COUNT):
                 raise ApiError(
                     400,
                     f"maxTrialNumber: must be a whole number from 1 to {MAX_COUNT} or null (no limit), "
@@ -270,13 +261,14 @@ def parse_patch(body: Mapping[str, Any]) -> dict[str, Any]:
                 )
             changes["max_trial_number"] = None if value is None else int(value)
         else:
-            seconds = None if value is None else parse_duration(value)
-            if value is not None and seconds is None:
+            try:
+                seconds = None if value is None else parse_duration(value)
+            except ValueError:
                 raise ApiError(
                     400,
                     "maxExperimentDuration: must be seconds > 0, a string like '30m' or '2h', or null "
                     f"(no limit), got {_show(value)}",
-                )
+                ) from None
             changes["max_experiment_duration"] = seconds
     return changes
 
@@ -483,7 +475,7 @@ def create_app(
             config = parse_config(body["config"], Path(base_dir), source="config")
             record = await experiments.create(config)
         except ValueError as exc:  # ConfigError, SearchSpaceError, TunerError: nothing was created
-            raise ApiError(400, _one_line(str(exc))) from None
+            raise ApiError(400, one_line(str(exc))) from None
         return describe(store.get_experiment(record.id) or record)
 
     @app.get(f"{API_PREFIX}/experiments/{{experiment_id}}", dependencies=secured, response_model=None)
@@ -561,7 +553,7 @@ def create_app(
     def get_trial(experiment_id: str, trial_id: str) -> Response:
         trial = trial_or_404(experiment_id, trial_id)
         out = trial_json(trial)
-        out["intermediate"] = [metric_json(m) for m in store.trial_metrics(trial_id, "PERIODICAL")]
+        out["intermediate"] = [metric_json(m) for m in store.trial_metrics(trial_id, PERIODICAL)]
         return SafeJSONResponse(out)
 
     @app.delete(
@@ -708,7 +700,3 @@ def document_hand_parsed_inputs(app: FastAPI) -> None:
                     "content": {"application/json": {"schema": inputs["body"]}},
                 }
             route.openapi_extra = extra  # type: ignore[attr-defined]
-
-
-def _one_line(text: str) -> str:
-    return " | ".join(line.strip() for line in text.strip().splitlines() if line.strip())

@@ -27,8 +27,9 @@ from sqlalchemy import Text, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from manager.searchlog import DEFAULT_POINTS, pick_evenly, space_choices, supernet_from_space
-from manager.store import ExperimentRecord, MetricRow, Store, TrialRow, TrialStatus
-from manager.training.base import FINAL
+from manager.store import ExperimentRecord, MetricRow, Store, TrialRow
+from trials.metrics import FINAL
+from trials.status import TrialStatus
 
 T = TypeVar("T")
 MAX_SCAN = 1_000_000  # metric ids one incremental call may scan

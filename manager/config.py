@@ -23,15 +23,16 @@ from typing import Any
 
 import yaml
 
-from trials.errors import SearchSpaceError, did_you_mean
+from trials.durations import parse_duration
+from trials.errors import SearchSpaceError
+from trials.messages import did_you_mean
+from trials.metrics import OPTIMIZE_MODES
+from trials.numbers import is_whole
 from trials.searchspace import SearchSpace
 
 PLATFORMS = ("local", "ray")
-OPTIMIZE_MODES = ("maximize", "minimize")
 DEFAULT_TUNER = "Random"
 
-_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _MAX_SHOWN = 60
@@ -174,20 +175,6 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise ConfigError(f"{source}: the top level must be a mapping of keys to values, got {_kind(obj)}")
     base_dir = Path(os.path.abspath(file)).parent
     return parse_config(obj, base_dir, source)
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds from a number or an NNI duration string (``30s``, ``10m``, ``2h``, ``1d``); None if invalid."""
-    if _is_number(value):
-        try:
-            seconds = float(value)
-        except OverflowError:
-            return None
-    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    else:
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 # -- YAML loading --------------------------------------------------------------------------------
@@ -346,21 +333,21 @@ class _Parser:
 
     def whole(self, entry: _Entry, minimum: int) -> int:
         value = entry.value
-        if not (_is_whole(value) and value >= minimum):
+        if not (is_whole(value) and value >= minimum):
             raise self.fail(entry.label, f"must be a whole number >= {minimum}, got {_describe(value)}")
         if value > MAX_COUNT:
             raise self.fail(entry.label, f"must be at most {MAX_COUNT}, got {_describe(value)}")
         return int(value)
 
     def duration(self, entry: _Entry) -> float:
-        seconds = parse_duration(entry.value)
-        if seconds is None:
+        try:
+            return parse_duration(entry.value)
+        except ValueError:
             raise self.fail(
                 entry.label,
                 "must be a number of seconds > 0 or a string like '30s', '10m', '2h', '1d', "
                 f"got {_describe(entry.value)}",
-            )
-        return seconds
+            ) from None
 
     def path(self, entry: _Entry, kind: str) -> Path:
         """An absolute path; with ``check_files``, it must exist as a ``file`` or a ``folder``."""
@@ -693,7 +680,7 @@ class _Parser:
         if not items:
             raise self.fail(entry.label, f"must name at least one GPU; {allowed}")
         for item in items:
-            if not (_is_whole(item) and item >= 0):
+            if not (is_whole(item) and item >= 0):
                 raise self.fail(entry.label, f"must be {allowed}, got {_describe(value)}")
         indices = tuple(int(i) for i in items)
         if len(set(indices)) != len(indices):
@@ -708,19 +695,6 @@ def _builtin_names() -> tuple[str, ...]:
     from manager.tuners import BUILTIN_TUNERS  # the registry imports this module's types
 
     return tuple(BUILTIN_TUNERS)
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float is still a (silly) whole number
-        return True
-
-
-def _is_whole(value: Any) -> bool:
-    return _is_number(value) and (isinstance(value, int) or float(value).is_integer())
 
 
 def _kind(value: Any) -> str:

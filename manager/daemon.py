@@ -6,7 +6,7 @@ token, startedAt, version; mode 0600, atomically) so that a client reading the f
 at once. An exclusive lock on ``manager.lock`` makes a second daemon for the same home refuse to
 start. On start, experiments that a previous daemon left active are marked STOPPED so that
 ``resume`` continues them (their live trials keep running and are re-adopted then, see
-:mod:`manager.experiment`); on a clean exit every running experiment is stopped, its trials
+:mod:`manager.loop`); on a clean exit every running experiment is stopped, its trials
 waited for (each gets a terminal status), and manager.json removed.
 
 Security: every route but health needs the token (compared in constant time); the daemon listens
@@ -37,10 +37,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from manager.api import VERSION, ApiState, create_app
-from manager.experiment import ExperimentManager
+from manager.loop.experiments import ExperimentManager
 from manager.requestguard import MAX_BODY_BYTES, RequestGuard
 from manager.store import Store
-from manager.training.local import DEFAULT_MAX_LOG_BYTES
+from manager.training.registry import DEFAULT_MAX_LOG_BYTES
+from trials.messages import one_line
 
 log = logging.getLogger("manager")
 
@@ -162,7 +163,7 @@ class Daemon:
                 raise
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            raise DaemonError(f"the daemon could not start: {_one_line(exc)}") from exc
+            raise DaemonError(f"the daemon could not start: {one_line(exc)}") from exc
         log.info(
             "nasctl daemon %s listening on %s (pid %d, home %s)", VERSION, self.url, os.getpid(), self.home
         )
@@ -236,7 +237,7 @@ class Daemon:
             return Store.open(self.home, self.db_url)
         except Exception as exc:
             where = self.db_url or str(self.home / "nasctl.db")
-            raise DaemonError(f"cannot open the database {where}: {_one_line(exc)}") from None
+            raise DaemonError(f"cannot open the database {where}: {one_line(exc)}") from None
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
@@ -265,7 +266,7 @@ class Daemon:
         deadline = time.monotonic() + START_TIMEOUT
         while not self._server.started:
             if not self._thread.is_alive():
-                why = _one_line(self._thread_error) if self._thread_error else "see manager.log"
+                why = one_line(self._thread_error) if self._thread_error else "see manager.log"
                 raise DaemonError(f"the daemon's server did not start: {why}")
             if time.monotonic() > deadline:
                 raise DaemonError(f"the daemon's server did not start within {START_TIMEOUT:.0f} s")
@@ -369,10 +370,5 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if crashed:
-            why = _one_line(self._thread_error) if self._thread_error else "see manager.log"
+            why = one_line(self._thread_error) if self._thread_error else "see manager.log"
             raise DaemonError(f"the daemon's server stopped unexpectedly: {why}")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -17,6 +17,10 @@ import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from manager.config import TrainingServiceConfig
 
 NVIDIA_SMI_TIMEOUT = 10.0
 _GPU_QUERY = "index,uuid,name,memory.total,memory.used,utilization.gpu"
@@ -112,6 +116,18 @@ class GpuAllocator:
         self.use_active_gpu = use_active_gpu
         self._lock = threading.Lock()
         self._held: dict[str, tuple[int, ...]] = {}
+
+    @classmethod
+    def for_service(
+        cls, service: TrainingServiceConfig, inventory: Callable[[], list[GpuInfo]] | None = None
+    ) -> GpuAllocator:
+        """The allocator a ``trainingService`` section asks for (``inventory`` defaults to nvidia-smi)."""
+        return cls(
+            inventory=inventory or detect_gpus,
+            gpu_indices=service.gpu_indices,
+            max_trials_per_gpu=service.max_trial_number_per_gpu,
+            use_active_gpu=service.use_active_gpu,
+        )
 
     # -- requests -------------------------------------------------------------------------------
     def allocate(self, trial_id: str, count: int) -> tuple[int, ...] | None:

@@ -49,12 +49,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SEARCH_SPACE_FILE = "search_space.json"
-GRAPH_FILE = "graph.json"
-WEIGHTS_FILE = "weights.jsonl"
-METRICS_FILE = "metrics.jsonl"
-ARCHITECTURE_FILE = "architecture.json"
-LOG_FILES = (SEARCH_SPACE_FILE, GRAPH_FILE, WEIGHTS_FILE, METRICS_FILE, ARCHITECTURE_FILE)
+from trials.searchlog_files import (
+    ARCHITECTURE_FILE,
+    GRAPH_FILE,
+    METRICS_FILE,
+    SEARCH_SPACE_FILE,
+    WEIGHTS_FILE,
+)
 
 NODE_TYPES = ("input", "output", "module", "layer_choice", "input_choice", "scope")
 CHOICE_TYPES = ("layer_choice", "input_choice")

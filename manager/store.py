@@ -55,55 +55,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from manager.training.base import MetricReport
+from trials.metrics import MetricReport
+
+# The statuses live in trials.status; they are imported here under their old names too, for
+# modules that have not switched yet (manager/experiment.py).
+from trials.status import ExperimentStatus, TrialStatus
 
 T = TypeVar("T")
 
 #: Bytes kept free next to the database so that a full disk still lets the daemon record why.
 RESERVE_BYTES = 1 << 20
 RESERVE_SUFFIX = "-reserve"
-
-
-class TrialStatus(str, enum.Enum):
-    """NNI's trial statuses (kept so that users' scripts port)."""
-
-    WAITING = "WAITING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    USER_CANCELED = "USER_CANCELED"
-    SYS_CANCELED = "SYS_CANCELED"
-    EARLY_STOPPED = "EARLY_STOPPED"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self not in (TrialStatus.WAITING, TrialStatus.RUNNING)
-
-
-class ExperimentStatus(str, enum.Enum):
-    """NNI's experiment statuses; ``is_active`` ones have a live loop in the daemon."""
-
-    INITIALIZED = "INITIALIZED"
-    RUNNING = "RUNNING"
-    NO_MORE_TRIAL = "NO_MORE_TRIAL"
-    DONE = "DONE"
-    STOPPING = "STOPPING"
-    STOPPED = "STOPPED"
-    ERROR = "ERROR"
-
-    @property
-    def is_active(self) -> bool:
-        return self in ACTIVE_EXPERIMENT_STATUSES
-
-
-ACTIVE_EXPERIMENT_STATUSES = frozenset(
-    {
-        ExperimentStatus.INITIALIZED,
-        ExperimentStatus.RUNNING,
-        ExperimentStatus.NO_MORE_TRIAL,
-        ExperimentStatus.STOPPING,
-    }
-)
 
 
 class EventKind(str, enum.Enum):

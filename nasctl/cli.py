@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -24,6 +23,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from trials.durations import parse_duration
+from trials.status import (
+    ACTIVE_EXPERIMENT_STATUSES,
+    FINISHED_EXPERIMENT_STATUSES,
+    ExperimentStatus,
+    TrialStatus,
+)
+
 if TYPE_CHECKING:
     from nasctl.client import Client, DaemonInfo
 
@@ -33,15 +40,6 @@ EXIT_INTERRUPTED = 130
 DEFAULT_SS_FILE = "nasctl_auto_gen_search_space.json"
 BEST_ARCHITECTURE_FILE = "best_architecture.json"
 POLL_SECONDS = 1.0
-TRIAL_STATUSES = (
-    "WAITING",
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-    "USER_CANCELED",
-    "SYS_CANCELED",
-    "EARLY_STOPPED",
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -287,7 +285,7 @@ def follow(
     client: Client, exp_id: str, display: Any, poll: float = POLL_SECONDS
 ) -> tuple[dict[str, Any], bool]:
     """Redraw the progress until the experiment finishes; Ctrl-C stops it (waiting for its trials)."""
-    from nasctl.output import EXPERIMENT_FINISHED_STATUSES, last_line
+    from nasctl.output import last_line
 
     experiment = client.get_experiment(exp_id)
     failed_seen: set[str] = set()
@@ -295,8 +293,8 @@ def follow(
         while True:
             experiment = client.get_experiment(exp_id)
             counts = experiment.get("trialCounts") or {}
-            if counts.get("FAILED", 0) > len(failed_seen):
-                for trial in client.iter_trials(exp_id, status="FAILED"):
+            if counts.get(TrialStatus.FAILED.value, 0) > len(failed_seen):
+                for trial in client.iter_trials(exp_id, status=TrialStatus.FAILED.value):
                     if trial["id"] not in failed_seen:
                         failed_seen.add(trial["id"])
                         display.message(
@@ -305,7 +303,7 @@ def follow(
                         )
             best = client.best(exp_id, display.top) if experiment.get("bestTrialId") else []
             display.update(experiment, best)
-            if experiment["status"] in EXPERIMENT_FINISHED_STATUSES:
+            if experiment["status"] in FINISHED_EXPERIMENT_STATUSES:
                 break
             time.sleep(poll)
     except KeyboardInterrupt:
@@ -340,7 +338,7 @@ def report_best(
             path = None
     if interrupted:
         code = EXIT_INTERRUPTED
-    elif trial is None or experiment["status"] == "ERROR":
+    elif trial is None or experiment["status"] == ExperimentStatus.ERROR.value:
         code = EXIT_FAILURE
     else:
         code = 0
@@ -350,7 +348,14 @@ def report_best(
             {"experiment": experiment, "bestTrial": trial, "architectureFile": str(path) if path else None}
         )
         return result
-    cancelled = sum(counts.get(s, 0) for s in ("USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"))
+    cancelled = sum(
+        counts.get(s, 0)
+        for s in (
+            TrialStatus.USER_CANCELED.value,
+            TrialStatus.SYS_CANCELED.value,
+            TrialStatus.EARLY_STOPPED.value,
+        )
+    )
     click.echo(
         f"experiment {exp_id} {experiment['status']}: {done_count(experiment)}/{experiment.get('maxTrialNumber')} "
         f"trials done, {counts.get('SUCCEEDED', 0)} succeeded, {counts.get('FAILED', 0)} failed"
@@ -414,20 +419,19 @@ def stop(app: App, experiment_id: str | None, stop_all: bool, as_json: bool) -> 
     Running trials are cancelled; the command returns once their processes are gone.
     `nasctl resume ID` continues later.
     """
-    from nasctl.output import EXPERIMENT_ACTIVE_STATUSES
 
     client = app.client()
     if stop_all and experiment_id:
         raise CliError("give an experiment ID or --all, not both")
     if stop_all:
-        targets = [e for e in client.list_experiments() if e["status"] in EXPERIMENT_ACTIVE_STATUSES]
+        targets = [e for e in client.list_experiments() if e["status"] in ACTIVE_EXPERIMENT_STATUSES]
         if not targets and not as_json:
             click.echo("no experiment is running")
     else:
         targets = [resolve_experiment(client, experiment_id)]
     stopped = []
     for target in targets:
-        running = (target.get("trialCounts") or {}).get("RUNNING", 0)
+        running = (target.get("trialCounts") or {}).get(TrialStatus.RUNNING.value, 0)
         if not as_json and running:
             notice(f"stopping experiment {target['id']}: cancelling {running} running trial(s)...")
         experiment = client.stop(target["id"])
@@ -453,8 +457,8 @@ def status(app: App, experiment_id: str | None, as_json: bool) -> None:
     client = app.client()
     experiment = resolve_experiment(client, experiment_id)
     waiting_reason = None
-    if (experiment.get("trialCounts") or {}).get("WAITING"):
-        waiting = client.trials(experiment["id"], status="WAITING", limit=1)["items"]
+    if (experiment.get("trialCounts") or {}).get(TrialStatus.WAITING.value):
+        waiting = client.trials(experiment["id"], status=TrialStatus.WAITING.value, limit=1)["items"]
         waiting_reason = waiting[0].get("waitingReason") if waiting else None
     if as_json:
         echo_json({**experiment, "dashboardUrl": app.dashboard_url, "waitingReason": waiting_reason})
@@ -475,7 +479,7 @@ def list_(app: App, show_all: bool, as_json: bool) -> None:
 
     experiments = app.client().list_experiments()
     if not show_all:
-        experiments = [e for e in experiments if e["status"] != "STOPPED"]
+        experiments = [e for e in experiments if e["status"] != ExperimentStatus.STOPPED.value]
     if as_json:
         echo_json(experiments)
     elif experiments:
@@ -487,7 +491,6 @@ def list_(app: App, show_all: bool, as_json: bool) -> None:
 def resolve_experiment(client: Client, given: str | None) -> dict[str, Any]:
     """The experiment ``given`` (an id or a unique prefix), or the only running one when None."""
     from nasctl.client import ApiError
-    from nasctl.output import EXPERIMENT_ACTIVE_STATUSES
 
     if given:
         try:
@@ -502,7 +505,7 @@ def resolve_experiment(client: Client, given: str | None) -> dict[str, Any]:
                 ids = ", ".join(e["id"] for e in matches)
                 raise CliError(f"experiment id '{given}' is ambiguous: it starts {ids}") from None
             raise CliError(f"no experiment '{given}' ('nasctl list --all' shows them all)") from None
-    running = [e for e in client.list_experiments() if e["status"] in EXPERIMENT_ACTIVE_STATUSES]
+    running = [e for e in client.list_experiments() if e["status"] in ACTIVE_EXPERIMENT_STATUSES]
     if len(running) == 1:
         return running[0]
     if not running:
@@ -525,7 +528,7 @@ def trial() -> None:
 @click.option(
     "--status",
     "status_filter",
-    type=click.Choice(TRIAL_STATUSES, case_sensitive=False),
+    type=click.Choice([status.value for status in TrialStatus], case_sensitive=False),
     help="Only trials with this status.",
 )
 @json_option
@@ -609,10 +612,9 @@ def log(app: App, stream: str, trial_id: str, tail: int | None, experiment_id: s
 def find_trial_experiment(client: Client, trial_id: str) -> str:
     """The id of the experiment that holds ``trial_id`` (running experiments are asked first)."""
     from nasctl.client import ApiError
-    from nasctl.output import EXPERIMENT_ACTIVE_STATUSES
 
     experiments = sorted(
-        client.list_experiments(), key=lambda e: e["status"] not in EXPERIMENT_ACTIVE_STATUSES
+        client.list_experiments(), key=lambda e: e["status"] not in ACTIVE_EXPERIMENT_STATUSES
     )
     for experiment in experiments:
         try:
@@ -687,22 +689,13 @@ UPDATE_FIELDS = {
     "trialnum": "maxTrialNumber",
     "duration": "maxExperimentDuration",
 }
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``30m``, ``2h``, ``1.5d``; ValueError otherwise."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(text)
-    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
 
 
 def parse_update_value(what: str, text: str) -> float | int:
     field_name = UPDATE_FIELDS[what]
     if what == "duration":
         try:
-            return parse_duration(text)
+            return parse_duration(text, bare_text_is_seconds=True)
         except ValueError:
             raise CliError(
                 f"{field_name}: must be a positive duration like 90 (seconds), 30m, 2h or 1d, got '{text}'"

@@ -12,12 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-#: Trial statuses after which a trial never runs again.
-TRIAL_DONE_STATUSES = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
-#: Experiment statuses in which an experiment still has (or will start) trials.
-EXPERIMENT_ACTIVE_STATUSES = ("INITIALIZED", "RUNNING", "NO_MORE_TRIAL", "STOPPING")
-#: Experiment statuses after which nothing happens until a person acts.
-EXPERIMENT_FINISHED_STATUSES = ("DONE", "STOPPED", "ERROR")
+from trials.status import TERMINAL_TRIAL_STATUSES, TrialStatus
 
 BAR_WIDTH = 24
 
@@ -115,7 +110,7 @@ def trial_table(
 
 def done_count(experiment: Mapping[str, Any]) -> int:
     counts = experiment.get("trialCounts") or {}
-    return sum(int(counts.get(status, 0)) for status in TRIAL_DONE_STATUSES)
+    return sum(int(counts.get(status.value, 0)) for status in TERMINAL_TRIAL_STATUSES)
 
 
 def experiment_table(experiments: Sequence[Mapping[str, Any]]) -> str:
@@ -227,7 +222,7 @@ class ProgressDisplay:
         counts = experiment.get("trialCounts") or {}
         key = (
             done_count(experiment),
-            counts.get("RUNNING"),
+            counts.get(TrialStatus.RUNNING.value),
             experiment.get("bestTrialId"),
             experiment.get("status"),
         )

@@ -652,12 +652,15 @@ def test_ss_gen_with_a_missing_trial_dir_is_bad_input(home: Path, tmp_path: Path
 
 
 def test_durations_read_as_a_person_writes_them() -> None:
-    from nasctl.cli import parse_duration
+    from trials.durations import parse_duration
 
-    assert [parse_duration(t) for t in ("90", "90s", "30m", "2h", "1.5d")] == [90, 90, 1800, 7200, 129600]
+    def parse(text: str) -> float:
+        return parse_duration(text, bare_text_is_seconds=True)  # as `nasctl update duration` reads it
+
+    assert [parse(t) for t in ("90", "90s", "30m", "2h", "1.5d")] == [90, 90, 1800, 7200, 129600]
     for bad in ("3x", "0", "-5", "m", ""):
         with pytest.raises(ValueError):
-            parse_duration(bad)
+            parse(bad)
 
 
 def test_durations_are_shown_short() -> None:

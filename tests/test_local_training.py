@@ -16,7 +16,8 @@ import psutil
 import pytest
 
 from manager.training.base import TrialExit, TrialSpec
-from manager.training.local import LocalTrainingService, command_argv, kill_stale_trial, read_metrics_file
+from manager.training.local import LocalTrainingService, command_argv, kill_stale_trial
+from manager.training.metric_channel import read_metrics_file
 
 T = TypeVar("T")
 PACKED = {

@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from manager.store import (
-    EventKind,
-    ExperimentRecord,
-    ExperimentStatus,
-    Store,
-    TrialSort,
-    TrialStatus,
-)
-from manager.training.base import FINAL, PERIODICAL, MetricReport
-from manager.training.local import read_metrics_file
+from manager.store import EventKind, ExperimentRecord, Store, TrialSort
+from manager.training.metric_channel import read_metrics_file
+from trials.metrics import FINAL, PERIODICAL, MetricReport
+from trials.status import ExperimentStatus, TrialStatus
 
 
 @pytest.fixture

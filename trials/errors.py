@@ -1,9 +1,6 @@
-"""Exceptions the SDK raises, and the "did you mean" hint its messages share with the manager."""
+"""Exceptions the SDK raises (the "did you mean" hint of their messages is in :mod:`trials.messages`)."""
 
 from __future__ import annotations
-
-import difflib
-from collections.abc import Iterable
 
 
 class SearchSpaceError(ValueError):
@@ -16,9 +13,3 @@ class ArchitectureError(ValueError):
 
 class MutableError(ValueError):
     """A model's LayerChoice/InputChoice declarations are inconsistent (nested, clashing keys, ...)."""
-
-
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest option, or an empty string when none is close."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trials import env
-
-PERIODICAL = "PERIODICAL"
-FINAL = "FINAL"
+from trials.metrics import FINAL, PERIODICAL
 
 
 def coerce_metric(value: Any, what: str = "metric") -> float | dict[str, Any]:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trials.errors import ArchitectureError, SearchSpaceError, did_you_mean
+from trials.errors import ArchitectureError, SearchSpaceError
+from trials.messages import did_you_mean
+from trials.numbers import as_float, is_number, is_whole
 
 LAYER_CHOICE = "layer_choice"
 INPUT_CHOICE = "input_choice"
@@ -262,15 +264,6 @@ def _kind(value: Any) -> str:
     )
 
 
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:  # an int too large for a float
-        return False
-
-
 def _parse_choice(key: str, entry: Any, source: str) -> ChoiceSpec:
     where = f"{source}: {key!r}"
     if not isinstance(entry, Mapping):
@@ -325,11 +318,11 @@ def _parse_hyperparameter(key: str, kind: str, value: Any, where: str) -> HyperP
     if kind == "choice":
         return HyperParameterSpec(key, kind, tuple(value))
     arity = HYPERPARAMETER_ARITY[kind]
-    if len(value) != arity or not all(_is_number(v) for v in value):
+    if len(value) != arity or not all(as_float(v) is not None for v in value):
         raise SearchSpaceError(f"{where}: _value of {kind} must be {arity} finite numbers, got {value!r}")
     if kind in ("randint", "uniform", "quniform", "loguniform", "qloguniform") and not value[0] < value[1]:
         raise SearchSpaceError(f"{where}: {kind} needs low < high, got {value!r}")
-    if kind == "randint" and not all(float(v).is_integer() for v in value):
+    if kind == "randint" and not all(is_whole(v) for v in value):
         raise SearchSpaceError(f"{where}: randint bounds must be whole numbers, got {value!r}")
     if kind in ("loguniform", "qloguniform") and value[0] <= 0:
         raise SearchSpaceError(f"{where}: {kind} needs 0 < low, got {value!r}")
@@ -439,11 +432,11 @@ def _check_hyperparameter(choice: HyperParameterSpec, value: Any, where: str) ->
         if value not in choice.args:
             raise ArchitectureError(f"{where}: {value!r} is not one of {list(choice.args)}")
         return value
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ArchitectureError(f"{where}: {choice.type} takes a number, got {_kind(value)}")
-    if choice.type == "randint" and not (
-        float(value).is_integer() and choice.args[0] <= value < choice.args[1]
-    ):
+    if not is_number(value):
+        raise ArchitectureError(
+            f"{where}: {choice.type} takes a finite number, got {repr(value) if isinstance(value, float) else _kind(value)}"
+        )
+    if choice.type == "randint" and not (is_whole(value) and choice.args[0] <= value < choice.args[1]):
         raise ArchitectureError(
             f"{where}: randint takes a whole number in [{choice.args[0]}, {choice.args[1]})"
         )

@@ -1,7 +1,6 @@
 """Training services: where and how trials run (``local`` subprocesses; Ray comes later)."""
 
 from manager.training.base import (
-    MetricReport,
     MetricsChunk,
     TrainingService,
     TrialExit,
@@ -12,7 +11,6 @@ from manager.training.local import LocalTrainingService
 
 __all__ = [
     "LocalTrainingService",
-    "MetricReport",
     "MetricsChunk",
     "TrainingService",
     "TrialExit",

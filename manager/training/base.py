@@ -9,8 +9,6 @@ The values that cross this door are frozen dataclasses; the metric record format
 from __future__ import annotations
 
 import abc
-import json
-import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,10 +17,12 @@ from typing import Any, BinaryIO
 
 from trials import env
 
+# The metric record's words live in trials.metrics; they are imported here under their old names
+# too, for modules that have not switched yet (manager/experiment.py, manager/training/local.py).
+from trials.metrics import MetricReport
+
 #: Bytes a log is sent in when it is streamed whole.
 LOG_CHUNK_BYTES = 64 * 1024
-PERIODICAL = "PERIODICAL"
-FINAL = "FINAL"
 LOG_STREAMS = (env.STDOUT_FILE_NAME, env.STDERR_FILE_NAME)
 
 
@@ -89,21 +89,6 @@ class TrialExit:
 
 
 @dataclass(frozen=True)
-class MetricReport:
-    """One record a trial reported: ``value`` as reported, ``default_value`` the number tuners use."""
-
-    kind: str  # PERIODICAL or FINAL
-    sequence: int
-    value: float | int | dict[str, Any]
-    default_value: float
-    time_ms: int
-
-    @property
-    def is_final(self) -> bool:
-        return self.kind == FINAL
-
-
-@dataclass(frozen=True)
 class MetricsChunk:
     """Records read from a trial's metric channel, lines that were not records, and where to go on."""
 
@@ -114,17 +99,24 @@ class MetricsChunk:
 
 
 class TrainingService(abc.ABC):
-    """Runs trials as processes and tells when they end.
+    """Runs trials somewhere (this machine, a Ray cluster, a simulated clock) and tells when they end.
 
-    Contract:
-    - Methods are called from the daemon's event loop; ``submit`` returns once the process
-      exists, ``wait`` resolves when it has ended (awaited, never polled on a tick).
+    Contract (one suite, tests/contracts/test_training_service.py, checks it for every platform):
+    - Methods are called from the daemon's event loop; ``submit`` returns once the trial runs,
+      ``wait`` resolves when it has ended (awaited, never polled on a tick).
     - ``kill`` ends the trial's whole process tree: SIGTERM, a grace period, then SIGKILL for
       whatever is left. It returns once the trial's main process has ended.
     - ``read_metrics`` returns only complete records after ``offset``; with ``final`` (the
       process has ended) a last unterminated line counts too. Bad lines come back as reasons.
-    - Optional: ``adopt`` takes over a trial that an earlier daemon started (after a crash), and
-      ``trim_logs`` keeps a trial's logs within the service's size limit.
+      Reading consumes nothing: the offset is the caller's, stored with the metrics.
+    - A trial's stdout and stderr end up in its ``trial_dir`` (the REST API serves them there).
+    - Recovery: a trial outlives the daemon that started it. A later service answers from the
+      :class:`TrialProcess` the store kept whether it still runs (``is_alive``; a reused pid is
+      not the trial), takes it over (``adopt``: then ``wait``, ``kill`` and ``read_metrics``
+      work as for its own; the exit status may be unknown: ``TrialExit.observed``), or ends it
+      (``kill_stale``).
+    - Optional: ``trim_logs`` keeps a trial's logs within the service's size limit; ``close``
+      releases what the service holds.
     """
 
     @abc.abstractmethod
@@ -143,12 +135,17 @@ class TrainingService(abc.ABC):
     def read_metrics(self, spec: TrialSpec, offset: int, final: bool = False) -> MetricsChunk:
         """Records reported after byte ``offset`` of the trial's metric channel."""
 
-    async def adopt(self, spec: TrialSpec, pid: int, create_time: float) -> TrialProcess | None:
-        """Take over a trial an earlier daemon started; None when that process is gone.
+    @abc.abstractmethod
+    async def is_alive(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        """True while ``process`` (as an earlier daemon stored it) still runs this trial."""
 
-        The default cannot adopt anything, so such trials count as gone.
-        """
-        return None
+    @abc.abstractmethod
+    async def adopt(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        """Take over a trial an earlier daemon started; False when it no longer runs."""
+
+    @abc.abstractmethod
+    async def kill_stale(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        """End a trial an earlier daemon started, if it still runs; True when there was one."""
 
     def trim_logs(self, spec: TrialSpec) -> tuple[str, ...]:
         """Keep the trial's logs within bounds; returns one note per log that was cut."""
@@ -228,38 +225,3 @@ def last_line(path: Path, limit: int = 200) -> str | None:
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def parse_metric_line(line: bytes) -> MetricReport:
-    """One record of metrics.jsonl; ValueError with a reason a person can read."""
-    try:
-        record = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not a JSON record ({exc})") from None
-    if not isinstance(record, dict):
-        raise ValueError("a record must be a JSON object")
-    kind = record.get("type")
-    if kind not in (PERIODICAL, FINAL):
-        raise ValueError(f"type must be {PERIODICAL} or {FINAL}, got {kind!r}")
-    sequence = record.get("sequence", 0)
-    if not isinstance(sequence, int) or isinstance(sequence, bool):
-        raise ValueError(f"sequence must be a whole number, got {sequence!r}")
-    value = record.get("value")
-    default = metric_default(value)
-    when = record.get("time")
-    if isinstance(when, (int, float)) and not isinstance(when, bool) and math.isfinite(when):
-        time_ms = int(when * 1000)
-    else:
-        raise ValueError(f"time must be seconds since the epoch, got {when!r}")
-    return MetricReport(kind, sequence, value, default, time_ms)
-
-
-def metric_default(value: Any) -> float:
-    """The number of a metric: itself, or the ``default`` of a dict metric (NaN allowed)."""
-    if isinstance(value, dict):
-        if "default" not in value:
-            raise ValueError(f"a dict metric needs a 'default' key, got keys {sorted(value)}")
-        value = value["default"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"metric must be a number or a dict with a numeric 'default', got {value!r}")
-    return float(value)

@@ -37,31 +37,29 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from manager.training.base import (
     LOG_STREAMS,
-    MetricReport,
     MetricsChunk,
     TrainingService,
     TrialExit,
     TrialProcess,
     TrialSpec,
-    parse_metric_line,
 )
+from manager.training.metric_channel import read_metrics_file
+from manager.training.registry import DEFAULT_KILL_GRACE, DEFAULT_MAX_LOG_BYTES, ServiceSettings
 from trials import env
+
+if TYPE_CHECKING:
+    from manager.config import TrainingServiceConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KILL_GRACE = 5.0
-#: A trial's stdout or stderr is cut back to nothing when it passes this size (None: never).
-DEFAULT_MAX_LOG_BYTES = 1 << 30
 #: Two start times of one process, read twice by psutil, agree to well within this (seconds).
 SAME_PROCESS_TOLERANCE = 0.05
-#: A read of metrics.jsonl takes at most this many bytes; the caller reads again for the rest.
-READ_CHUNK_BYTES = 1 << 20
 SHELL = "/bin/sh"
 #: Words made of these characters mean the same to sh as to a plain split on spaces.
 _PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,+@%=-]+(?: +[A-Za-z0-9_./:,+@%=-]+)*")
@@ -194,13 +192,17 @@ class LocalTrainingService(TrainingService):
         )
         return TrialProcess(spec.trial_id, process.pid, create_time)
 
-    async def adopt(self, spec: TrialSpec, pid: int, create_time: float) -> TrialProcess | None:
-        """Take over a trial an earlier daemon started; None when ``pid`` no longer is that process."""
+    async def is_alive(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        return await asyncio.to_thread(is_same_process, process.pid, process.create_time)
+
+    async def adopt(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        """Take over a trial an earlier daemon started; False when its pid no longer is that process."""
         if spec.trial_id in self._running:
             raise RuntimeError(f"trial {spec.trial_id} is already running")
+        pid, create_time = process.pid, process.create_time
         found = await asyncio.to_thread(_find_trial_process, pid, create_time)
         if found is None:
-            return None
+            return False
         pidfd, pgid = found
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
@@ -218,7 +220,10 @@ class LocalTrainingService(TrainingService):
             watcher = asyncio.ensure_future(asyncio.to_thread(_wait_gone, pid, create_time))
             watcher.add_done_callback(lambda _: ended.done() or ended.set_result(None))
         self._running[spec.trial_id] = running
-        return TrialProcess(spec.trial_id, pid, create_time)
+        return True
+
+    async def kill_stale(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        return await asyncio.to_thread(kill_stale_trial, process.pid, process.create_time, self.kill_grace)
 
     async def wait(self, trial_id: str) -> TrialExit:
         running = self._running[trial_id]
@@ -287,6 +292,11 @@ class LocalTrainingService(TrainingService):
 
     async def close(self) -> None:
         await asyncio.gather(*(self.kill(trial_id) for trial_id in list(self._running)))
+
+
+def create_local_service(config: TrainingServiceConfig, settings: ServiceSettings) -> LocalTrainingService:
+    """The registry's factory for ``platform: local`` (GPU sharing is the loop's, not the service's)."""
+    return LocalTrainingService(kill_grace=settings.kill_grace, max_log_bytes=settings.max_log_bytes)
 
 
 # -- process trees ----------------------------------------------------------------------------
@@ -429,40 +439,3 @@ def _open_log(path: Path) -> Any:
     """A fresh, empty log opened for appending (so trimming it leaves no hole behind the writer)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
     return os.fdopen(fd, "ab")
-
-
-# -- the metric channel --------------------------------------------------------------------------
-
-
-def read_metrics_file(path: Path, offset: int, final: bool = False) -> MetricsChunk:
-    """Complete records of ``path`` after byte ``offset`` (see :meth:`TrainingService.read_metrics`)."""
-    try:
-        with open(path, "rb") as file:
-            file.seek(offset)
-            data = file.read(READ_CHUNK_BYTES + 1)
-    except FileNotFoundError:
-        return MetricsChunk((), (), offset)
-    more = len(data) > READ_CHUNK_BYTES
-    data = data[:READ_CHUNK_BYTES]
-    end = data.rfind(b"\n") + 1
-    if final and not more:
-        end = len(data)
-    if end == 0:
-        if more:  # one line longer than the cap: skip it rather than stall forever
-            cut = len(data)
-            return MetricsChunk(
-                (), (f"metrics.jsonl byte {offset}: record longer than {cut} bytes",), offset + cut, True
-            )
-        return MetricsChunk((), (), offset)
-    reports: list[MetricReport] = []
-    invalid: list[str] = []
-    position = offset
-    for line in data[:end].splitlines(keepends=True):
-        text = line.strip()
-        if text:
-            try:
-                reports.append(parse_metric_line(text))
-            except ValueError as exc:
-                invalid.append(f"metrics.jsonl byte {position}: {exc}")
-        position += len(line)
-    return MetricsChunk(tuple(reports), tuple(invalid), offset + end, more)

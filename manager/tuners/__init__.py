@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from manager.tuners.base import CheckedTuner, NniStyleTuner, Tuner, TunerError, is_nni_style
-from trials.errors import did_you_mean
+from trials.messages import did_you_mean, one_line
 
 if TYPE_CHECKING:
     from manager.config import TunerConfig
@@ -60,7 +60,7 @@ def create_tuner(config: TunerConfig) -> Tuner:
     except TunerError:
         raise
     except Exception as exc:
-        raise TunerError(f"tuner {label}: constructor failed: {_one_line(exc)}") from None
+        raise TunerError(f"tuner {label}: constructor failed: {one_line(exc)}") from None
     inner = instance if isinstance(instance, Tuner) else NniStyleTuner(instance)
     return CheckedTuner(inner, label)
 
@@ -140,7 +140,7 @@ def _check_class_args(cls: type, args: dict[str, Any], label: str) -> None:
         except TunerError:
             raise
         except Exception as exc:
-            raise TunerError(f"tuner.classArgs: {label} refused them: {_one_line(exc)}") from None
+            raise TunerError(f"tuner.classArgs: {label} refused them: {one_line(exc)}") from None
 
 
 # -- custom tuners ---------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def _custom_class(config: TunerConfig) -> type:
         if isinstance(exc, KeyboardInterrupt):
             raise
         where = path if path is not None else module_name
-        raise TunerError(f"{field}: importing {where} failed: {_one_line(exc)}") from None
+        raise TunerError(f"{field}: importing {where} failed: {one_line(exc)}") from None
     cls = getattr(module, class_name, None)
     if cls is None:
         classes = [name for name, value in vars(module).items() if isinstance(value, type)]
@@ -273,11 +273,3 @@ def _on_sys_path(folder: Path | None) -> Iterator[None]:
 
 def _label(config: TunerConfig) -> str:
     return config.name if config.name is not None else str(config.class_name)
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError):
-        where = f" ({Path(exc.filename).name}, line {exc.lineno})" if exc.filename else ""
-        return f"SyntaxError: {exc.msg}{where}"
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

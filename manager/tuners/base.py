@@ -14,12 +14,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from trials.metrics import OPTIMIZE_MODES
 from trials.searchspace import SearchSpace, architecture_to_json
 
 Parameters = dict[str, Any]
-
-
-OPTIMIZE_MODES = ("maximize", "minimize")
 
 
 def check_optimize_mode(mode: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from manager.experiment import NO_FINAL_UNWATCHED
+from manager.loop.recovery import NO_FINAL_UNWATCHED
 from reliability.helpers import (
     ServedDaemon,
     by_sequence,

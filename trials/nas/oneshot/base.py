@@ -23,7 +23,8 @@ from torch import nn
 from trials.nas.oneshot.callbacks import Callback, ProgressPrinter
 from trials.nas.oneshot.choices import ChoiceGroup, bind_choices, to_decisions
 from trials.nas.oneshot.graph import build_graph
-from trials.nas.oneshot.searchlog import GRAPH, SearchLog
+from trials.nas.oneshot.searchlog import SearchLog
+from trials.searchlog_files import GRAPH_FILE
 from trials.searchspace import architecture_to_json
 
 CHECKPOINT_FORMAT = 1
@@ -386,7 +387,7 @@ class OneShotTrainer(abc.ABC):
         elif self.log is not None:
             self.log.truncate({})
             self.log.write_space(self.space.to_json())
-        if self.log is not None and not (self.log.directory / GRAPH).exists():
+        if self.log is not None and not (self.log.directory / GRAPH_FILE).exists():
             self.log.write_graph(self._graph())
 
     def _load_checkpoint(self) -> None:

@@ -34,11 +34,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-SEARCH_SPACE = "search_space.json"
-GRAPH = "graph.json"
-WEIGHTS = "weights.jsonl"
-METRICS = "metrics.jsonl"
-ARCHITECTURE = "architecture.json"
+from trials.searchlog_files import (
+    ARCHITECTURE_FILE,
+    GRAPH_FILE,
+    METRICS_FILE,
+    SEARCH_SPACE_FILE,
+    WEIGHTS_FILE,
+)
 
 
 def _finite(value: float) -> float | None:
@@ -68,40 +70,40 @@ class SearchLog:
         handle.flush()
 
     def write_space(self, space_json: Mapping[str, Any]) -> None:
-        path = self.directory / SEARCH_SPACE
+        path = self.directory / SEARCH_SPACE_FILE
         path.write_text(json.dumps(space_json, sort_keys=True, indent=2) + "\n")
 
     def write_graph(self, graph: Mapping[str, Any]) -> None:
-        self._write_json(GRAPH, graph)
+        self._write_json(GRAPH_FILE, graph)
 
     def log_weights(self, step: int, epoch: int, weights: Mapping[str, Sequence[float]]) -> None:
         clean = {key: [_finite(v) for v in values] for key, values in weights.items()}
-        self._append(WEIGHTS, {"step": step, "epoch": epoch, "weights": clean})
+        self._append(WEIGHTS_FILE, {"step": step, "epoch": epoch, "weights": clean})
 
     def log_metrics(self, step: int, epoch: int, metrics: Mapping[str, float]) -> None:
         clean = {name: _finite(value) for name, value in metrics.items()}
-        self._append(METRICS, {"step": step, "epoch": epoch, "metrics": clean})
+        self._append(METRICS_FILE, {"step": step, "epoch": epoch, "metrics": clean})
 
     def write_architecture(self, architecture: Mapping[str, Any]) -> None:
-        self._write_json(ARCHITECTURE, architecture)
+        self._write_json(ARCHITECTURE_FILE, architecture)
 
     def positions(self) -> dict[str, int]:
         """The size of each ``.jsonl`` file now; a checkpoint stores it to cut back to on resume."""
         return {
             name: (self.directory / name).stat().st_size
-            for name in (WEIGHTS, METRICS)
+            for name in (WEIGHTS_FILE, METRICS_FILE)
             if (self.directory / name).exists()
         }
 
     def truncate(self, positions: Mapping[str, int]) -> None:
         """Cut the ``.jsonl`` files back to ``positions`` (a resumed search redoes what follows)."""
         self.close()
-        for name in (WEIGHTS, METRICS):
+        for name in (WEIGHTS_FILE, METRICS_FILE):
             path = self.directory / name
             if path.exists():
                 with open(path, "r+b") as handle:
                     handle.truncate(min(positions.get(name, 0), path.stat().st_size))
-        (self.directory / ARCHITECTURE).unlink(missing_ok=True)
+        (self.directory / ARCHITECTURE_FILE).unlink(missing_ok=True)
 
     def close(self) -> None:
         for handle in self._files.values():

@@ -1,0 +1,48 @@
+"""Moving what a trial reported from its metric channel into the store, exactly once.
+
+The store keeps, with each trial, the byte offset up to which it has ingested, in the same
+transaction as the metrics (see ``Store.ingest_metrics``): a reader that crashed between
+reading and storing reads the same bytes again, and a second reader is refused. The running
+loop and recovery after a crash both use this one function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from manager.store import Store
+from manager.training.base import TrainingService, TrialSpec
+from trials.metrics import MetricReport
+
+
+async def ingest_metrics(
+    store: Store,
+    service: TrainingService,
+    spec: TrialSpec,
+    offset: int,
+    *,
+    final: bool,
+    on_final: Callable[[MetricReport], None] | None = None,
+) -> int:
+    """Store the records after byte ``offset``; returns the new offset.
+
+    ``final``: the trial has ended, so a last line without its newline counts too. ``on_final``
+    hears the trial's final result once, in the call that stores it.
+    """
+    while True:
+        chunk = service.read_metrics(spec, offset, final)
+        if chunk.offset == offset and not chunk.reports and not chunk.invalid:
+            return offset
+        result = await store.call(
+            store.ingest_metrics,
+            spec.trial_id,
+            expected_offset=offset,
+            new_offset=chunk.offset,
+            reports=chunk.reports,
+            invalid=chunk.invalid,
+        )
+        offset = result.offset
+        if result.final is not None and on_final is not None:
+            on_final(result.final)
+        if not chunk.more:
+            return offset

@@ -1,0 +1,15 @@
+"""The file names inside a search-log folder (DESIGN.md, "Search log").
+
+One-shot trainers write them (:mod:`trials.nas.oneshot.searchlog`, which needs torch) and the
+dashboard reads them (:mod:`manager.searchlog`, which must not import torch); the names live here,
+torch-free, so both sides spell them alike.
+"""
+
+from __future__ import annotations
+
+SEARCH_SPACE_FILE = "search_space.json"
+GRAPH_FILE = "graph.json"
+WEIGHTS_FILE = "weights.jsonl"
+METRICS_FILE = "metrics.jsonl"
+ARCHITECTURE_FILE = "architecture.json"
+LOG_FILES = (SEARCH_SPACE_FILE, GRAPH_FILE, WEIGHTS_FILE, METRICS_FILE, ARCHITECTURE_FILE)
