@@ -1,4 +1,4 @@
-"""Reading a search log (DESIGN.md, "Search log") and the super-net graph the NAS view draws.
+"""Reading a search log (docs/architecture.md, "Search log") and the super-net graph the NAS view draws.
 
 A search log is a folder that a one-shot trainer fills while it searches:
 

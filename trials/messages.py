@@ -1,8 +1,8 @@
 """The pieces of the one-line messages every room shows a person.
 
-An error is one line that names the field, what was wrong and what is allowed (DESIGN.md); the
-CLI prints it after ``error:``, REST sends it as ``{"detail": ...}``, the dashboard shows it. These
-helpers are shared so that every room shortens and suggests the same way.
+An error is one line that names the field, what was wrong and what is allowed
+(docs/architecture.md, "Errors"); the CLI prints it after ``error:``, REST sends it as
+``{"detail": ...}``, the dashboard shows it. These helpers are shared so that every room shortens and suggests the same way.
 """
 
 from __future__ import annotations

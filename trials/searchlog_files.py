@@ -1,4 +1,4 @@
-"""The file names inside a search-log folder (DESIGN.md, "Search log").
+"""The file names inside a search-log folder (docs/architecture.md, "Search log").
 
 One-shot trainers write them (:mod:`trials.nas.oneshot.searchlog`, which needs torch) and the
 dashboard reads them (:mod:`manager.searchlog`, which must not import torch); the names live here,

@@ -17,8 +17,6 @@ from typing import Any, BinaryIO
 
 from trials import env
 
-# The metric record's words live in trials.metrics; they are imported here under their old names
-# too, for modules that have not switched yet (manager/experiment.py, manager/training/local.py).
 from trials.metrics import MetricReport
 
 #: Bytes a log is sent in when it is streamed whole.

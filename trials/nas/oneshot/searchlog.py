@@ -1,6 +1,6 @@
 """The search log a one-shot trainer writes and ``nasctl view-nas --logdir DIR`` reads.
 
-Files in the log folder (DESIGN.md, "Search log"):
+Files in the log folder (docs/architecture.md, "Search log"):
 
 * ``search_space.json``: the super-net's search space, in the ss_gen format.
 * ``graph.json``: the super-net's graph (shape in :mod:`trials.nas.oneshot.graph`).
