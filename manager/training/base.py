@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from trials import env
-
 from trials.metrics import MetricReport
 
 #: Bytes a log is sent in when it is streamed whole.
