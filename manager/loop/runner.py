@@ -21,24 +21,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from manager.clock import Clock
 from manager.config import ExperimentConfig
-from manager.gpu import GpuAllocator
+from manager.gpu import GpuAllocator, GpuInfo
 from manager.loop.active_trial import ActiveTrial, TrialEnd, TrialPhase, stored_process, trial_spec
 from manager.loop.errors import InvalidState
-from manager.loop.ingest import ingest_metrics
+from manager.loop.follow import TrialFollower
 from manager.loop.recovery import settle_unwatched
 from manager.loop.tuner_session import TunerSession, TunerState
 from manager.store import KEEP, EventKind, ExperimentRecord, StorageError, Store, now_ms
 from manager.training.base import TrainingService, TrialExit, TrialSpec
 from manager.tuners.base import Tuner
-from trials.metrics import MetricReport
 from trials.searchspace import SearchSpace
 from trials.status import ExperimentStatus, TrialStatus
 
@@ -72,7 +71,7 @@ class RunnerSettings:
     store: Store
     clock: Clock
     metric_poll_seconds: float
-    gpu_inventory: Any = None  # () -> list[GpuInfo]; None: nvidia-smi
+    gpu_inventory: Callable[[], list[GpuInfo]] | None = None  # None: nvidia-smi
 
 
 class ExperimentRunner:
@@ -453,12 +452,22 @@ class ExperimentRunner:
 
     async def _watch_trial(self, active: ActiveTrial, spec: TrialSpec) -> None:
         """Follow a started (or adopted) trial to its end, then record it; never raises."""
+        follower = TrialFollower(
+            self.store,
+            self.service,
+            self.clock,
+            self.settings.metric_poll_seconds,
+            active,
+            spec,
+            on_final=lambda trial, report: self.tuner.result(trial.record, report.default_value),
+            on_storage_failure=self._fail_storage,
+        )
         try:
-            tail = asyncio.create_task(self._tail(active, spec))
+            tail = asyncio.create_task(follower.follow())
             exit_ = await self._await_exit(active)
             active.tail_stop.set()
             await tail
-            await self._ingest(active, spec, final=True)
+            await follower.ingest(final=True)
             await self._close_trial(active, active.judge(exit_), exit_)
         except Exception as exc:
             if isinstance(exc, StorageError):
@@ -531,45 +540,6 @@ class ExperimentRunner:
         end = TrialEnd(status, reason)
         await asyncio.gather(*(self._end_trial(t, end, return_slot) for t in list(self.trials.values())))
         await self.tuner.drain()
-
-    # -- metrics -----------------------------------------------------------------------------
-    async def _tail(self, active: ActiveTrial, spec: TrialSpec) -> None:
-        interval = self.clock.real_seconds(self.settings.metric_poll_seconds)
-        while True:
-            # wait first: a trial that ends within one interval (most of a fast search) is read once,
-            # at its exit, and costs no poll at all
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(active.tail_stop.wait(), interval)
-            if active.tail_stop.is_set():
-                return
-            try:
-                await self._ingest(active, spec)
-                await self._trim_logs(active, spec)
-            except StorageError as exc:  # the loop ends the experiment; this trial is killed then
-                self._fail_storage(exc)
-            except Exception as exc:  # a store hiccup must not end the trial; the final read retries
-                log.warning("experiment %s: reading metrics of %s failed: %s", self.id, active.id, exc)
-
-    async def _trim_logs(self, active: ActiveTrial, spec: TrialSpec) -> None:
-        for note in await asyncio.to_thread(self.service.trim_logs, spec):
-            if note not in active.notes:
-                active.notes.append(note)
-            await self.store.call(
-                self.store.add_event, self.id, EventKind.LOG_TRIMMED, note, trial_id=active.id
-            )
-
-    async def _ingest(self, active: ActiveTrial, spec: TrialSpec, final: bool = False) -> None:
-        """Store what the trial reported since the last read; its final result goes to the tuner."""
-
-        def on_final(report: MetricReport) -> None:
-            active.has_final = True
-            active.final_is_nan = math.isnan(report.default_value)
-            self.tuner.result(active.record, report.default_value)
-
-        async with active.ingest_lock:
-            active.offset = await ingest_metrics(
-                self.store, self.service, spec, active.offset, final=final, on_final=on_final
-            )
 
     # -- status ------------------------------------------------------------------------------
     async def _set_status(self, status: ExperimentStatus, message: str = "", **fields: Any) -> None:

@@ -1,0 +1,83 @@
+"""Following a live trial: its metrics into the store as they arrive, its logs within bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from manager.clock import Clock
+from manager.loop.active_trial import ActiveTrial
+from manager.loop.ingest import ingest_metrics
+from manager.store import EventKind, StorageError, Store
+from manager.training.base import TrainingService, TrialSpec
+from trials.metrics import MetricReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrialFollower:
+    """Reads one trial's metric channel every ``poll_seconds`` (clock seconds) until it ends.
+
+    ``on_final`` hears the trial's final result once; ``on_storage_failure`` hears a database that
+    refuses a write (the runner then ends the experiment, and this trial with it).
+    """
+
+    store: Store
+    service: TrainingService
+    clock: Clock
+    poll_seconds: float
+    active: ActiveTrial
+    spec: TrialSpec
+    on_final: Callable[[ActiveTrial, MetricReport], None]
+    on_storage_failure: Callable[[StorageError], None]
+
+    async def follow(self) -> None:
+        """Poll until ``active.tail_stop`` is set (the trial's process has ended)."""
+        interval = self.clock.real_seconds(self.poll_seconds)
+        stop = self.active.tail_stop
+        while True:
+            # wait first: a trial that ends within one interval (most of a fast search) is read once,
+            # at its exit, and costs no poll at all
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set():
+                return
+            try:
+                await self.ingest()
+                await self._trim_logs()
+            except StorageError as exc:
+                self.on_storage_failure(exc)
+            except Exception as exc:  # a store hiccup must not end the trial; the final read retries
+                log.warning("trial %s: reading its metrics failed: %s", self.active.id, exc)
+
+    async def ingest(self, final: bool = False) -> None:
+        """Store what the trial reported since the last read (``final``: its process has ended)."""
+        active = self.active
+
+        def heard(report: MetricReport) -> None:
+            active.has_final = True
+            active.final_is_nan = math.isnan(report.default_value)
+            self.on_final(active, report)
+
+        async with active.ingest_lock:
+            active.offset = await ingest_metrics(
+                self.store, self.service, self.spec, active.offset, final=final, on_final=heard
+            )
+
+    async def _trim_logs(self) -> None:
+        active = self.active
+        for note in await asyncio.to_thread(self.service.trim_logs, self.spec):
+            if note not in active.notes:
+                active.notes.append(note)
+            await self.store.call(
+                self.store.add_event,
+                active.record.experiment_id,
+                EventKind.LOG_TRIMMED,
+                note,
+                trial_id=active.id,
+            )
