@@ -17,8 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from nasctl.cli import EXIT_FAILURE, CliError, ForegroundResult, load_experiment_config, run_foreground
+from nasctl.app import EXIT_FAILURE, CliError
+from nasctl.best import ForegroundResult
 from nasctl.client import Client
+from nasctl.experiment_config import load_experiment_config
+from nasctl.foreground import run_foreground
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "digits-random.yaml"
