@@ -31,9 +31,10 @@ from fastapi.params import Depends
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
-from manager import archstats, webauth
+from manager import webauth
 from manager.searchlog import DEFAULT_POINTS, MAX_POINTS
 from manager.store import Store
+from manager.views import archstats
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 STATIC_PREFIX = "/static/"

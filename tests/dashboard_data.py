@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, update
 
-from manager.store import ExperimentRow, MetricRow, Store, TrialRow, now_ms
+from manager.store import Store, now_ms
+from manager.store.schema import ExperimentRow, MetricRow, TrialRow
 
 OPS = ["maxpool", "avgpool", "skipconnect", "sepconv3x3", "sepconv5x5", "dilconv3x3", "dilconv5x5"]
 

@@ -1,6 +1,6 @@
 """What the dashboard computes from an experiment's trials: which ops matter, and how choices moved.
 
-Three views, each one query over the trials table (never over the metrics of every trial):
+Three views, each from one store query (never over the metrics of every trial):
 
 * :func:`final_metrics`: every trial's final metric in compact rows, then only what is new
   (a cursor over metric ids), for the metric-over-trials chart that updates live;
@@ -10,7 +10,8 @@ Three views, each one query over the trials table (never over the metrics of eve
   where a candidate's "weight" at a step is the share of the last ``window`` trials that chose it.
 
 Decisions are read by index (``_idx``) when the trial carries it, else by name; a hyper-parameter
-``choice`` counts by value. Rows never leave as ORM objects.
+``choice`` counts by value. The queries are the store's (``Store.trial_choices``,
+``Store.trial_fingerprint``, ``Store.final_results``); this module only computes.
 """
 
 from __future__ import annotations
@@ -23,16 +24,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Text, func, select, type_coerce
-from sqlalchemy.orm import Session
-
 from manager.searchlog import DEFAULT_POINTS, pick_evenly, space_choices, supernet_from_space
-from manager.store import ExperimentRecord, MetricRow, Store, TrialRow
-from trials.metrics import FINAL
+from manager.store import ExperimentRecord, Store, TrialChoices
 from trials.status import TrialStatus
 
 T = TypeVar("T")
-MAX_SCAN = 1_000_000  # metric ids one incremental call may scan
 
 
 @dataclass(frozen=True)
@@ -84,36 +80,8 @@ def chosen(choice: Choice, decision: Any) -> list[int]:
     return out
 
 
-@dataclass(frozen=True)
-class TrialChoices:
-    """The little of a trial these views need."""
-
-    sequence_id: int
-    trial_id: str
-    status: str
-    metric: float | None  # finite final metric, else None
-    parameters: Mapping[str, Any]
-
-
-def load_trials(store: Store, experiment_id: str) -> list[TrialChoices]:
-    """Every trial's sequence id, id, status, finite final metric and parameters, in order."""
-    query = (
-        select(TrialRow.sequence_id, TrialRow.id, TrialRow.status, TrialRow.final_metric, TrialRow.parameters)
-        .where(TrialRow.experiment_id == experiment_id)
-        .order_by(TrialRow.sequence_id)
-    )
-
-    def work(session: Session) -> list[TrialChoices]:
-        return [
-            TrialChoices(seq, tid, status, _finite(metric), params)
-            for seq, tid, status, metric, params in session.execute(query)
-        ]
-
-    return store.read(work)
-
-
 class TrialCache:
-    """:func:`load_trials` again only when the experiment changed (10,000 trials take ~0.2 s to load),
+    """``Store.trial_choices`` again only when the experiment changed (10,000 trials take ~0.2 s to load),
     and each view computed from them once per change (:meth:`view`).
 
     The fingerprint (trial count, ended trials, newest metric id) costs three index lookups; it
@@ -142,38 +110,19 @@ class TrialCache:
     def _entry(
         self, store: Store, experiment_id: str
     ) -> tuple[tuple[Any, ...], list[TrialChoices], dict[Any, Any]]:
-        key = self._fingerprint(store, experiment_id)
+        key = store.trial_fingerprint(experiment_id)
         with self._lock:
             entry = self._entries.get(experiment_id)
             if entry is not None and entry[0] == key:
                 self._entries.move_to_end(experiment_id)
                 return entry
-        entry = (key, load_trials(store, experiment_id), {})
+        entry = (key, store.trial_choices(experiment_id), {})
         with self._lock:
             self._entries[experiment_id] = entry
             self._entries.move_to_end(experiment_id)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return entry
-
-    @staticmethod
-    def _fingerprint(store: Store, experiment_id: str) -> tuple[Any, ...]:
-        def work(session: Session) -> tuple[Any, ...]:
-            in_experiment = TrialRow.experiment_id == experiment_id
-            # sequence ids are 0..n-1 (see store._status_counts): the count is max + 1, and the ended
-            # trials are those less the unended ones (few): index lookups, no COUNT over every trial
-            top = session.scalar(select(func.max(TrialRow.sequence_id)).where(in_experiment))
-            count = 0 if top is None else top + 1
-            unended = session.scalar(
-                select(func.count()).select_from(TrialRow).where(in_experiment, TrialRow.end_time.is_(None))
-            )
-            ended = count - (unended or 0)
-            latest = session.scalar(
-                select(func.max(MetricRow.id)).where(MetricRow.experiment_id == experiment_id)
-            )
-            return (count, ended, latest)
-
-        return store.read(work)
 
 
 def _rank(trials: Iterable[TrialChoices], optimize_mode: str) -> list[TrialChoices]:
@@ -189,52 +138,18 @@ def _rank(trials: Iterable[TrialChoices], optimize_mode: str) -> list[TrialChoic
 def final_metrics(store: Store, experiment_id: str, since: int = 0) -> dict[str, Any]:
     """Final metrics as columns (``sequenceIds``, ``trialIds``, ``values``) and a cursor.
 
-    ``since=0`` gives every trial that has a final result (from the trials table); a later call
-    with the returned ``next`` gives only the final results stored after it (from the metrics
-    table, through its (experiment, id) index), so live polling stays cheap at any size.
-    A value is None for a NaN or infinite result. Columns, not objects: 10,000 trials are ~200 kB.
+    ``since=0`` gives every trial that has a final result; a later call with the returned
+    ``next`` gives only the final results stored after it (``Store.final_results``), so live
+    polling stays cheap at any size. A value is None for a NaN or infinite result. Columns, not
+    objects: 10,000 trials are ~200 kB.
     """
-    latest = select(func.max(MetricRow.id)).where(MetricRow.experiment_id == experiment_id)
-
-    def snapshot(session: Session) -> dict[str, Any]:
-        cursor = session.scalar(latest) or 0
-        reported = type_coerce(TrialRow.final_metric_data, Text)  # JSON null and SQL NULL: no result
-        query = (
-            select(TrialRow.sequence_id, TrialRow.id, TrialRow.final_metric)
-            .where(TrialRow.experiment_id == experiment_id, reported.is_not(None), reported != "null")
-            .order_by(TrialRow.sequence_id)
-        )
-        return _columns(session.execute(query), cursor)
-
-    def newer(session: Session) -> dict[str, Any]:
-        top = min(session.scalar(latest) or since, since + MAX_SCAN)
-        query = (
-            select(TrialRow.sequence_id, MetricRow.trial_id, MetricRow.default_value)
-            .join(TrialRow, TrialRow.id == MetricRow.trial_id)
-            .where(
-                MetricRow.experiment_id == experiment_id,
-                MetricRow.id > since,
-                MetricRow.id <= top,
-                MetricRow.type == FINAL,
-            )
-            .order_by(MetricRow.id)
-        )
-        return _columns(session.execute(query), max(top, since))
-
-    return store.read(snapshot if since <= 0 else newer)
-
-
-def _columns(rows: Iterable[Sequence[Any]], cursor: int) -> dict[str, Any]:
-    sequence_ids, trial_ids, values = [], [], []
-    for row in rows:
-        sequence_ids.append(row[0])
-        trial_ids.append(row[1])
-        values.append(_finite(row[2]))
-    return {"sequenceIds": sequence_ids, "trialIds": trial_ids, "values": values, "next": cursor}
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+    results = store.final_results(experiment_id, since)
+    return {
+        "sequenceIds": [row[0] for row in results.rows],
+        "trialIds": [row[1] for row in results.rows],
+        "values": [row[2] for row in results.rows],
+        "next": results.cursor,
+    }
 
 
 # -- which ops matter ------------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""The tables: what the database holds, its indexes, and how a connection is set up.
+
+SQLAlchemy 2 ORM classes; the hot paths run Core statements over the same tables
+(:mod:`manager.store.statements`). Rows never leave the store package: queries return the
+frozen records of :mod:`manager.store.records`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ExperimentRow(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    search_space: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    end_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    trial_concurrency: Mapped[int] = mapped_column(Integer)
+    max_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_experiment_duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    optimize_mode: Mapped[str] = mapped_column(String(16))
+    tuner_name: Mapped[str] = mapped_column(String(255))
+    #: Seconds the experiment has been active (RUNNING or NO_MORE_TRIAL) in earlier runs.
+    elapsed: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    experiment_dir: Mapped[str] = mapped_column(Text)
+    next_sequence_id: Mapped[int] = mapped_column(Integer, default=0)
+    #: Trials whose place in maxTrialNumber was given back (ended by a stop or a daemon crash).
+    returned_slots: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TrialRow(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "sequence_id"),
+        # The orders of trial_page (ties by sequence id), so that a page never sorts the experiment;
+        # the status one also counts trials per status and the end_time one the ended trials.
+        # (New names: create_all leaves an index of the same name but other columns as it was.)
+        Index("ix_trials_status_order", "experiment_id", "status", "sequence_id"),
+        Index("ix_trials_final_metric_order", "experiment_id", "final_metric", "sequence_id"),
+        # best_trials, and a page of one status by final metric (`nasctl trial ls --top N --status S`)
+        Index(
+            "ix_trials_status_final_metric_order", "experiment_id", "status", "final_metric", "sequence_id"
+        ),
+        Index("ix_trials_start_time_order", "experiment_id", "start_time", "sequence_id"),
+        # start_time: the running trials (end_time IS NULL) with their start, for the duration order
+        Index("ix_trials_end_time_order", "experiment_id", "end_time", "sequence_id", "start_time"),
+        # and ix_trials_duration_order on (end_time - start_time), below the class: it needs the columns
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    sequence_id: Mapped[int] = mapped_column(Integer)
+    parameter_id: Mapped[int] = mapped_column(Integer)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(Integer)
+    start_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    end_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    signal: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    waiting_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    final_metric: Mapped[float | None] = mapped_column(Float, nullable=True)
+    final_metric_data: Mapped[Any] = mapped_column(JSON, nullable=True)
+    gpus: Mapped[list[int]] = mapped_column(JSON, default=list)
+    trial_dir: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid_create_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Bytes of metrics.jsonl already stored; moves in the same transaction as the metrics.
+    metrics_offset: Mapped[int] = mapped_column(Integer, default=0)
+    #: The stored tuner checkpoint already knows this trial's final result / its end.
+    result_in_checkpoint: Mapped[bool] = mapped_column(default=False)
+    end_in_checkpoint: Mapped[bool] = mapped_column(default=False)
+
+
+#: The ended trials by duration (trial_page, sort=duration); an index on an expression (SQLite >= 3.9).
+Index(
+    "ix_trials_duration_order",
+    TrialRow.experiment_id,
+    TrialRow.end_time - TrialRow.start_time,
+    TrialRow.sequence_id,
+)
+
+
+class MetricRow(Base):
+    __tablename__ = "metrics"
+    __table_args__ = (
+        Index("ix_metrics_experiment_id", "experiment_id", "id"),
+        Index("ix_metrics_trial_id", "trial_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    sequence: Mapped[int] = mapped_column(Integer)
+    value: Mapped[Any] = mapped_column(JSON)
+    default_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    time: Mapped[int] = mapped_column(Integer)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_experiment_id", "experiment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    trial_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    time: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class TunerCheckpointRow(Base):
+    __tablename__ = "tuner_checkpoints"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    time: Mapped[int] = mapped_column(Integer)
+    state: Mapped[Any] = mapped_column(JSON)
+
+
+#: Indexes of earlier versions that newer ones replace (left in an old home, they only slow writes).
+RETIRED_INDEXES = ("ix_trials_experiment_status", "ix_trials_experiment_final_metric")
+
+
+def create_schema(session: Session) -> None:
+    """Create what is missing (tables, indexes) and drop the retired indexes."""
+    connection = session.connection()
+    Base.metadata.create_all(connection)
+    for name in RETIRED_INDEXES:
+        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Every SQLite connection: WAL (readers never wait for the writer), a busy wait, foreign keys."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
