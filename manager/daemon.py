@@ -12,7 +12,7 @@ waited for (each gets a terminal status), and manager.json removed.
 Security: every route but health needs the token (compared in constant time); the daemon listens
 on 127.0.0.1 unless ``allow_remote`` (then it warns); a new home is made 0700 and manager.json
 0600; request bodies are bounded and, on loopback, the Host header must be a loopback name
-(:mod:`manager.requestguard`).
+(:mod:`manager.http.guard`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from manager.api import VERSION, ApiState, create_app
+from manager.http.app import create_app
+from manager.http.guard import MAX_BODY_BYTES, RequestGuard
+from manager.http.state import VERSION, ApiState
 from manager.loop.experiments import ExperimentManager
-from manager.requestguard import MAX_BODY_BYTES, RequestGuard
 from manager.store import Store
 from manager.training.registry import DEFAULT_MAX_LOG_BYTES
 from trials.messages import one_line

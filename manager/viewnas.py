@@ -20,8 +20,9 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request
 from starlette.exceptions import HTTPException
 
-from manager import webauth
-from manager.dashboard import install_web, int_query
+from manager.http import auth
+from manager.http.queries import int_query
+from manager.http.routes.dashboard import install_web
 from manager.searchlog import DEFAULT_POINTS, MAX_POINTS, SearchLog
 
 HOST = "127.0.0.1"
@@ -33,7 +34,7 @@ def create_viewnas_app(log: SearchLog, token: str) -> FastAPI:
     app = FastAPI(title="nasctl view-nas", docs_url=None, redoc_url=None, openapi_url=None)
 
     def authorize(request: Request) -> None:
-        failure = webauth.check(request, token, request.method)
+        failure = auth.check(request, token, request.method)
         if failure is not None:
             raise HTTPException(failure.status, failure.detail)
 

@@ -89,7 +89,8 @@ def test_a_huge_int_in_an_architecture_is_refused_not_a_crash() -> None:
 
 
 def test_a_huge_count_in_a_patch_is_refused_with_its_range() -> None:
-    from manager.api import ApiError, parse_patch
+    from manager.http.bodies import parse_patch
+    from manager.http.errors import ApiError
 
     with pytest.raises(ApiError, match="trialConcurrency: must be a whole number from 1 to"):
         parse_patch({"trialConcurrency": HUGE})

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from manager import webauth
 from manager.daemon import Daemon, DaemonError
-from manager.requestguard import MAX_BODY_BYTES
+from manager.http import auth
+from manager.http.guard import MAX_BODY_BYTES
 from reliability.helpers import REPO, faulty_config
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,14 @@ pytestmark = pytest.mark.slow
 def api_routes(daemon: Any) -> list[tuple[str, str]]:
     """Every (method, path) the daemon's app serves under /api/v1, ids filled in."""
     app = daemon.daemon._server.config.app.app  # RequestGuard -> FastAPI
+    try:  # FastAPI >= 0.165 keeps an included router whole in app.routes
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI copies its routes into app.routes
+        routes: Any = app.routes
+    else:
+        routes = list(iter_route_contexts(app.routes))
     out = []
-    for route in app.routes:
+    for route in routes:
         path = getattr(route, "path", "")
         if not path.startswith("/api/v1"):
             continue
@@ -59,13 +65,13 @@ def test_every_api_route_but_health_refuses_a_request_without_the_right_token(da
 
 def test_tokens_are_compared_in_constant_time(daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     compared: list[tuple[bytes, bytes]] = []
-    real = webauth.hmac.compare_digest
+    real = auth.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(webauth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
     response = httpx.get(
         daemon.url("/experiments"), headers={"Authorization": "Bearer guess"}, trust_env=False
     )
@@ -155,7 +161,7 @@ def test_only_an_authenticated_client_makes_the_daemon_run_a_command(daemon: Any
     config = faulty_config(trialCommand=f"touch {marker}")
     body = {"config": config, "baseDir": "/"}
     url = daemon.url("/experiments")
-    cookie = {f"{webauth.COOKIE_PREFIX}{daemon.daemon.port}": daemon.token}  # the dashboard's cookie
+    cookie = {f"{auth.COOKIE_PREFIX}{daemon.daemon.port}": daemon.token}  # the dashboard's cookie
     attempts = [
         httpx.post(url, json=body, trust_env=False),
         httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}, trust_env=False),

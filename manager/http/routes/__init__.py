@@ -1,0 +1,1 @@
+"""The routes, one module per resource; ``manager.http.app`` includes their routers."""
