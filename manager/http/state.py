@@ -11,11 +11,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from manager.views import archstats
 from manager.http import auth
 from manager.http.errors import ApiError
 from manager.loop.experiments import ExperimentManager
 from manager.store import Store
+from manager.views import archstats
 
 
 def _version() -> str:

@@ -9,13 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from manager.views import archstats
 from manager.http.openapi import documented
 from manager.http.queries import IntQuery, experiment_or_404
 from manager.http.responses import SafeJSONResponse
 from manager.http.state import SECURED, ApiState, State
 from manager.searchlog import DEFAULT_POINTS, MAX_POINTS
 from manager.store import ExperimentRecord
+from manager.views import archstats
 
 router = APIRouter(dependencies=SECURED)
 
