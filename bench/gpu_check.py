@@ -688,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
 
     from manager.daemon import Daemon
-    from manager.searchspace import generate_search_space
+    from manager.loop.ss_gen import generate_search_space
 
     apps = parse_apps_csv(
         run_smi(smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits") or ""

@@ -1,7 +1,7 @@
 """Realistic data for the dashboard's tests and bench: a one-shot search log and a big experiment.
 
 ``write_search_log`` writes the folder of DESIGN.md ("Search log") as a DARTS search of two cells
-would: ``search_space.json``, ``graph.json`` (the format documented in manager/searchlog.py),
+would: ``search_space.json``, ``graph.json`` (the format documented in manager/views/searchlog.py),
 ``weights.jsonl`` with softmaxed architecture weights that drift towards one candidate per
 choice, ``metrics.jsonl`` and, when finished, ``architecture.json``. ``make_experiment`` fills a
 daemon home with a DONE experiment of N trials and M intermediate results each, written straight

@@ -24,7 +24,7 @@ from conftest import (
 )
 from dashboard_data import make_experiment, write_search_log
 
-from manager.viewnas import ViewNasServer
+from manager.http.viewnas import ViewNasServer
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TIMEOUT_MS = 30_000

@@ -24,8 +24,8 @@ from conftest import (
 )
 from dashboard_data import darts_space, write_search_log
 
-from manager.searchlog import SearchLog, SearchLogError, normalize_graph, pick_evenly
-from manager.viewnas import ViewNasServer
+from manager.http.viewnas import ViewNasServer
+from manager.views.searchlog import SearchLog, SearchLogError, normalize_graph, pick_evenly
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""ss_gen: the exact search-space JSON, and clear failures (manager/searchspace.py)."""
+"""ss_gen: the exact search-space JSON, and clear failures (manager/loop/ss_gen.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from nas_models import DIGITS_DIR, ScopedNet
 
-from manager.searchspace import generate_search_space
+from manager.loop.ss_gen import generate_search_space
 from trials.errors import SearchSpaceError
 from trials.nas import dump_search_space
 

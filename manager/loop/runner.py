@@ -241,7 +241,7 @@ class ExperimentRunner:
         return True
 
     async def _generate_space(self) -> SearchSpace:
-        from manager.searchspace import generate_search_space
+        from manager.loop.ss_gen import generate_search_space
 
         output = self.record.experiment_dir / "search_space.json"
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ Three views, each from one store query (never over the metrics of every trial):
   (a cursor over metric ids), for the metric-over-trials chart that updates live;
 * :func:`choice_stats`: per choice key, how often each candidate was chosen among the top-k
   trials and among all, and the mean final metric of the trials that chose it;
-* :func:`nas_view`: the classic experiment in the search-log shape of :mod:`manager.searchlog`,
+* :func:`nas_view`: the classic experiment in the search-log shape of :mod:`manager.views.searchlog`,
   where a candidate's "weight" at a step is the share of the last ``window`` trials that chose it.
 
 Decisions are read by index (``_idx``) when the trial carries it, else by name; a hyper-parameter
@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from manager.searchlog import DEFAULT_POINTS, pick_evenly, space_choices, supernet_from_space
 from manager.store import ExperimentRecord, Store, TrialChoices
+from manager.views.searchlog import DEFAULT_POINTS, pick_evenly, space_choices, supernet_from_space
 from trials.status import TrialStatus
 
 T = TypeVar("T")

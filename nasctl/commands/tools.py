@@ -52,7 +52,7 @@ def ss_gen(trial_command: str, trial_dir: Path, output: Path) -> None:
     Runs the trial command once with NASCTL_GEN_SEARCH_SPACE set: the model writes its choices
     and exits before training. NNI's spellings --trial_command/--trial_dir also work.
     """
-    from manager.searchspace import generate_search_space
+    from manager.loop.ss_gen import generate_search_space
     from trials.errors import SearchSpaceError
 
     if not trial_dir.is_dir():
@@ -103,8 +103,8 @@ def view_nas(app: App, logdir: Path | None, experiment_id: str | None, port: int
         return
     assert logdir is not None
     # the server runs in this process, like `create --foreground` runs the daemon
-    from manager.searchlog import SearchLogError
-    from manager.viewnas import ViewNasServer
+    from manager.http.viewnas import ViewNasServer
+    from manager.views.searchlog import SearchLogError
 
     try:
         server = ViewNasServer.for_folder(logdir, port)

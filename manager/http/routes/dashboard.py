@@ -6,7 +6,7 @@ token leaves the address bar and the history; the ``#/...`` part of the link sur
 file and API request after that carries the cookie. Without it, ``/`` answers 401 with a short
 page that says where the link is.
 
-The same files serve ``nasctl view-nas`` (:mod:`manager.viewnas`); ``mode`` tells the page which
+The same files serve ``nasctl view-nas`` (:mod:`manager.http.viewnas`); ``mode`` tells the page which
 server it talks to. The charts' JSON is :mod:`manager.http.routes.views`.
 """
 

@@ -13,9 +13,9 @@ from manager.http.openapi import documented
 from manager.http.queries import IntQuery, experiment_or_404
 from manager.http.responses import SafeJSONResponse
 from manager.http.state import SECURED, ApiState, State
-from manager.searchlog import DEFAULT_POINTS, MAX_POINTS
 from manager.store import ExperimentRecord
 from manager.views import archstats
+from manager.views.searchlog import DEFAULT_POINTS, MAX_POINTS
 
 router = APIRouter(dependencies=SECURED)
 

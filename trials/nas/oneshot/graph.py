@@ -1,6 +1,6 @@
 """The super-net's graph for the search log (``graph.json``): which module feeds which choice.
 
-Shape (version 1; ``manager/searchlog.py`` reads it for ``nasctl view-nas``)::
+Shape (version 1; ``manager/views/searchlog.py`` reads it for ``nasctl view-nas``)::
 
     {"version": 1,
      "traced": true,                      # false: the forward pass failed, so there are no edges

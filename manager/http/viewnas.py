@@ -2,7 +2,7 @@
 
 One-shot NAS needs no daemon, so neither does its view: this serves the dashboard's files in
 ``searchlog`` mode and one JSON route, ``GET /api/v1/searchlog?points=N`` (what
-:meth:`manager.searchlog.SearchLog.view` returns), read afresh on each call so that a running search
+:meth:`manager.views.searchlog.SearchLog.view` returns), read afresh on each call so that a running search
 shows its new steps. It listens on 127.0.0.1 with a token of its own, like the daemon.
 """
 
@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from manager.http import auth
 from manager.http.queries import int_query
 from manager.http.routes.dashboard import install_web
-from manager.searchlog import DEFAULT_POINTS, MAX_POINTS, SearchLog
+from manager.views.searchlog import DEFAULT_POINTS, MAX_POINTS, SearchLog
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
