@@ -29,8 +29,8 @@ for path in (REPO, REPO / "examples" / "nb201"):
 from nb201_table import Table, cell_code, load_table, search_space  # noqa: E402
 
 from manager.config import TunerConfig  # noqa: E402
-from manager.tuners import create_tuner  # noqa: E402
 from manager.tuners.base import NoMoreTrials, TunerBusy  # noqa: E402
+from manager.tuners.registry import create_tuner  # noqa: E402
 from trials.searchspace import SearchSpace  # noqa: E402
 
 __all__ = ["Replay", "Table", "load_table", "replay"]

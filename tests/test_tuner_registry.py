@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from manager.config import TunerConfig, parse_config
-from manager.tuners import BUILTIN_TUNERS, check_tuner_config, create_tuner
 from manager.tuners.base import CheckedTuner, NniStyleTuner, NoMoreTrials, TunerError
 from manager.tuners.random import RandomTuner
+from manager.tuners.registry import BUILTIN_TUNERS, check_tuner_config, create_tuner
 from trials.searchspace import SearchSpace
 
 CUSTOM_TUNER_DIR = Path(__file__).parent / "data" / "custom_tuner"
@@ -105,7 +105,7 @@ def test_adding_a_builtin_is_one_registry_line(monkeypatch: pytest.MonkeyPatch, 
 
 def test_registry_imports_tuner_modules_only_when_asked() -> None:
     code = (
-        "import sys, manager.config, manager.tuners, manager.gpu; "
+        "import sys, manager.config, manager.tuners.registry, manager.gpu; "
         "print('manager.tuners.random' in sys.modules, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -10,9 +10,9 @@ import pytest
 from spaces import inputs, layer, space
 
 from manager.config import TunerConfig
-from manager.tuners import check_tuner_config, create_tuner
 from manager.tuners.base import NoMoreTrials, TunerError
 from manager.tuners.evolution import RegularizedEvolutionTuner
+from manager.tuners.registry import check_tuner_config, create_tuner
 from trials.searchspace import SearchSpace
 
 #: Six keys of five candidates: 15,625 architectures.

@@ -9,9 +9,9 @@ import pytest
 from spaces import inputs, layer, space
 
 from manager.config import TunerConfig
-from manager.tuners import create_tuner
 from manager.tuners.base import NoMoreTrials, TunerError
 from manager.tuners.gridsearch import GridSearchTuner
+from manager.tuners.registry import create_tuner
 from trials.errors import SearchSpaceError
 from trials.searchspace import SearchSpace
 

@@ -14,9 +14,9 @@ import pytest
 from spaces import inputs, layer, space
 
 from manager.config import TunerConfig
-from manager.tuners import check_tuner_config, create_tuner
 from manager.tuners.base import NoMoreTrials, TunerError
 from manager.tuners.ppo import PPOTuner
+from manager.tuners.registry import check_tuner_config, create_tuner
 from trials.errors import SearchSpaceError
 from trials.searchspace import SearchSpace
 
@@ -248,7 +248,7 @@ def test_torch_is_not_imported_to_check_a_config() -> None:
     code = (
         "import sys\n"
         "from manager.config import TunerConfig\n"
-        "from manager.tuners import check_tuner_config\n"
+        "from manager.tuners.registry import check_tuner_config\n"
         "check_tuner_config(TunerConfig(name='PPO', class_args={'optimize_mode': 'maximize'}))\n"
         "print('torch' in sys.modules)\n"
     )

@@ -39,6 +39,7 @@ from manager.training.registry import (
     ServiceSettings,
     create_training_service,
 )
+from manager.tuners.registry import check_tuner_config
 from trials.searchspace import SearchSpace
 from trials.status import ExperimentStatus, TrialStatus
 
@@ -105,8 +106,6 @@ class ExperimentManager:
         Raises ``ConfigError`` / ``SearchSpaceError`` / ``TunerError`` (all ValueErrors) with
         nothing created when the config, the search space, the tuner or the GPU request is bad.
         """
-        from manager.tuners import check_tuner_config
-
         service = self.service_for(config)
         try:
             space = load_search_space(config)

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from manager.config import ExperimentConfig, TunerConfig
 from manager.store import StorageError, Store, TrialRecord, TunerCheckpoint
 from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerBusy
+from manager.tuners.registry import create_tuner
 from trials.metrics import metric_default
 from trials.searchspace import SearchSpace
 from trials.status import TrialStatus
@@ -126,8 +127,6 @@ class TunerSession:
         (those that arrived between the last save and a crash), each exactly once; without one,
         it imports every stored result.
         """
-        from manager.tuners import create_tuner
-
         tuner = await self.call(create_tuner, config)
         await self.call(tuner.update_search_space, space)
         checkpoint = await self.store.call(self.store.load_tuner_checkpoint, self.experiment_id)
@@ -295,8 +294,6 @@ def build_tuner(config: ExperimentConfig, space: SearchSpace | None) -> Tuner:
 
     Run it in the thread the tuner will live in (:meth:`TunerSession.executor`).
     """
-    from manager.tuners import create_tuner
-
     tuner = create_tuner(config.tuner)
     if space is not None:
         tuner.update_search_space(space)

@@ -1,0 +1,166 @@
+"""The validated experiment config: frozen values, their stored JSON form, and the one error type.
+
+Everything here is plain data. :mod:`manager.config.parser` is the only way a person's config
+becomes an :class:`ExperimentConfig`; :meth:`ExperimentConfig.from_json` reloads the form that
+:meth:`ExperimentConfig.to_json` wrote, which the daemon stores, without checking it again.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trials.messages import one_line
+
+DEFAULT_TUNER = "Random"
+#: Counts (concurrency, trial budget, GPUs) above this fit no database integer column.
+MAX_COUNT = 2**31 - 1
+
+
+class ConfigError(ValueError):
+    """An experiment config is invalid: one line, ``<source>: <field>: <what was wrong>, <allowed>``."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message.replace("\r", " ").replace("\n", " "))
+        self.field = field
+
+
+@dataclass(frozen=True)
+class TunerConfig:
+    """Which tuner proposes architectures: a built-in by ``name`` or a user's class."""
+
+    name: str | None
+    class_args: Mapping[str, Any] = field(default_factory=dict)
+    code_directory: Path | None = None
+    class_name: str | None = None
+    class_file_name: str | None = None
+
+    @property
+    def is_custom(self) -> bool:
+        return self.name is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "classArgs": copy.deepcopy(dict(self.class_args)),
+            "codeDirectory": None if self.code_directory is None else str(self.code_directory),
+            "className": self.class_name,
+            "classFileName": self.class_file_name,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> TunerConfig:
+        return cls(
+            name=obj.get("name"),
+            class_args=copy.deepcopy(dict(obj.get("classArgs") or {})),
+            code_directory=_path(obj.get("codeDirectory")),
+            class_name=obj.get("className"),
+            class_file_name=obj.get("classFileName"),
+        )
+
+
+@dataclass(frozen=True)
+class TrainingServiceConfig:
+    """Where trials run and how they share GPUs."""
+
+    platform: str = "local"
+    use_active_gpu: bool = False
+    max_trial_number_per_gpu: int = 1
+    gpu_indices: tuple[int, ...] | None = None
+    address: str | None = None  # Ray cluster address (platform "ray" only)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "useActiveGpu": self.use_active_gpu,
+            "maxTrialNumberPerGpu": self.max_trial_number_per_gpu,
+            "gpuIndices": None if self.gpu_indices is None else list(self.gpu_indices),
+            "address": self.address,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> TrainingServiceConfig:
+        indices = obj.get("gpuIndices")
+        return cls(
+            platform=obj.get("platform", "local"),
+            use_active_gpu=obj.get("useActiveGpu", False),
+            max_trial_number_per_gpu=obj.get("maxTrialNumberPerGpu", 1),
+            gpu_indices=None if indices is None else tuple(indices),
+            address=obj.get("address"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    """A validated experiment config; paths are absolute, durations in seconds."""
+
+    experiment_name: str | None = None
+    search_space_file: Path | None = None
+    search_space: Mapping[str, Any] | None = None
+    model_file: Path | None = None
+    trial_command: str
+    trial_code_directory: Path
+    trial_concurrency: int = 1
+    trial_gpu_number: int = 0
+    max_trial_number: int | None = None
+    max_experiment_duration: float | None = None
+    max_trial_duration: float | None = None
+    tuner: TunerConfig = field(default_factory=lambda: TunerConfig(name=DEFAULT_TUNER))
+    training_service: TrainingServiceConfig = field(default_factory=TrainingServiceConfig)
+
+    @property
+    def optimize_mode(self) -> str:
+        """``maximize`` or ``minimize``: the tuner's ``optimize_mode`` class argument, NNI's convention."""
+        return str(self.tuner.class_args.get("optimize_mode", "maximize"))
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalized camelCase v2 form; :meth:`from_json` turns it back into an equal config."""
+        return {
+            "experimentName": self.experiment_name,
+            "searchSpaceFile": None if self.search_space_file is None else str(self.search_space_file),
+            "searchSpace": None if self.search_space is None else copy.deepcopy(dict(self.search_space)),
+            "modelFile": None if self.model_file is None else str(self.model_file),
+            "trialCommand": self.trial_command,
+            "trialCodeDirectory": str(self.trial_code_directory),
+            "trialConcurrency": self.trial_concurrency,
+            "trialGpuNumber": self.trial_gpu_number,
+            "maxTrialNumber": self.max_trial_number,
+            "maxExperimentDuration": self.max_experiment_duration,
+            "maxTrialDuration": self.max_trial_duration,
+            "tuner": self.tuner.to_json(),
+            "trainingService": self.training_service.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any, source: str = "stored config") -> ExperimentConfig:
+        """Reload a stored :meth:`to_json` form (keys it lacks take their defaults).
+
+        It was valid when it was stored, so it is not validated again; files are not looked at,
+        since they may have moved since. A form that is not one says so in a :class:`ConfigError`.
+        """
+        try:
+            space = obj.get("searchSpace")
+            return cls(
+                experiment_name=obj.get("experimentName"),
+                search_space_file=_path(obj.get("searchSpaceFile")),
+                search_space=None if space is None else copy.deepcopy(dict(space)),
+                model_file=_path(obj.get("modelFile")),
+                trial_command=obj["trialCommand"],
+                trial_code_directory=Path(obj["trialCodeDirectory"]),
+                trial_concurrency=obj.get("trialConcurrency", 1),
+                trial_gpu_number=obj.get("trialGpuNumber", 0),
+                max_trial_number=obj.get("maxTrialNumber"),
+                max_experiment_duration=obj.get("maxExperimentDuration"),
+                max_trial_duration=obj.get("maxTrialDuration"),
+                tuner=TunerConfig.from_json(obj.get("tuner") or {"name": DEFAULT_TUNER}),
+                training_service=TrainingServiceConfig.from_json(obj.get("trainingService") or {}),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: not a stored experiment config ({one_line(exc)})") from None
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
