@@ -238,6 +238,7 @@ def test_a_checkpoint_round_trip_continues_the_same_sequence(builtin: Builtin) -
 
 def test_a_checkpoint_saved_by_an_earlier_nasctl_loads_and_continues(builtin: Builtin) -> None:
     earlier = json.loads(EARLIER_CHECKPOINTS.read_text())[builtin.name]
+    assert earlier["class_args"] == builtin.class_args  # the settings they were saved with
     checkpoint = dict(earlier["checkpoint"])
     now = builtin.on(FINITE, seed=5)
     drive(now, 0, 6)
