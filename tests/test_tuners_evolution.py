@@ -1,4 +1,8 @@
-"""RegularizedEvolutionTuner: aging evolution, asynchronous, one-key mutations, reproducible, resumable."""
+"""RegularizedEvolutionTuner: aging evolution, asynchronous, one-key mutations.
+
+What every built-in promises (valid proposals, seeds, checkpoints, imports, failures) is
+tested once in tests/contracts/test_tuner.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import pytest
 from spaces import inputs, layer, space
 
 from manager.config import TunerConfig
-from manager.tuners.base import NoMoreTrials, TunerError
+from manager.tuners.base import TunerError
 from manager.tuners.evolution import RegularizedEvolutionTuner
 from manager.tuners.registry import check_tuner_config, create_tuner
 from trials.searchspace import SearchSpace
@@ -147,37 +151,6 @@ def test_proposes_without_waiting_for_results() -> None:
     tuner = evolution(WIDE)
     pending = [tuner.generate_parameters(i) for i in range(40)]  # no TunerBusy, no barrier
     assert len({json.dumps(a, sort_keys=True) for a in pending}) == 40
-
-
-def test_never_proposes_an_architecture_twice_and_ends_when_the_space_is_exhausted() -> None:
-    tiny = space({"a": layer("x", "y", "z"), "b": inputs(3, 1)})
-    tuner = evolution(tiny, population_size=3, sample_size=2)
-    archs = run(tuner, 9)
-    assert len({json.dumps(a, sort_keys=True) for a in archs}) == 9
-    with pytest.raises(NoMoreTrials):
-        tuner.generate_parameters(9)
-
-
-def test_reproducible_under_a_seed() -> None:
-    assert run(evolution(EVERY_TYPE, seed=7), 60, lambda a: a["drop"]) == run(
-        evolution(EVERY_TYPE, seed=7), 60, lambda a: a["drop"]
-    )
-    assert run(evolution(WIDE, seed=1), 30) != run(evolution(WIDE, seed=2), 30)
-
-
-def test_checkpoint_round_trip_continues_the_same_sequence() -> None:
-    reference = run(evolution(WIDE), 60)
-    first = evolution(WIDE)
-    run(first, 25)
-    state = json.loads(json.dumps(first.save_checkpoint()))
-    resumed = evolution(WIDE, seed=99)  # the checkpoint carries the seed and generator state
-    resumed.load_checkpoint(state)
-    rest = []
-    for i in range(25, 60):
-        arch = resumed.generate_parameters(i)
-        rest.append(arch)
-        resumed.receive_trial_result(i, arch, score(arch))
-    assert rest == reference[25:]
 
 
 def test_imported_results_seed_the_population_and_are_not_proposed_again() -> None:

@@ -1,4 +1,8 @@
-"""RandomTuner: uniform, never repeating in a finite space, reproducible, resumable."""
+"""RandomTuner: uniform, never repeating in a finite space, its seen set across checkpoints and spaces.
+
+What every built-in promises (valid proposals, seeds, checkpoints, imports, failures) is
+tested once in tests/contracts/test_tuner.py.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from spaces import inputs, layer, space
 from manager.tuners.base import NoMoreTrials, TunerError
 from manager.tuners.random import RandomTuner
 from trials.errors import SearchSpaceError
-from trials.searchspace import SearchSpace, architecture_to_json
+from trials.searchspace import SearchSpace
 
 
 def freeze(arch: dict[str, Any]) -> str:
@@ -40,21 +44,6 @@ def draw(tuner: RandomTuner, count: int, start: int = 0) -> list[dict[str, Any]]
 # -- exhaustion ----------------------------------------------------------------------------------
 
 
-def test_never_repeats_until_space_is_exhausted(tiny_space: SearchSpace) -> None:
-    tuner = tuner_on(tiny_space)
-    seen = {freeze(arch) for arch in draw(tuner, 6)}
-    assert len(seen) == 6
-    with pytest.raises(NoMoreTrials):
-        tuner.generate_parameters(6)
-
-
-def test_architectures_are_in_full_form_and_fit_the_space(tiny_space: SearchSpace) -> None:
-    for arch in draw(tuner_on(tiny_space), 6):
-        assert set(arch) == {"conv1", "skip"}
-        assert set(arch["conv1"]) == {"_value", "_idx"}
-        assert architecture_to_json(tiny_space.parse_architecture(arch)) == arch
-
-
 def test_exhausts_a_space_of_thousands_quickly() -> None:
     search_space = space(
         {"a": layer(*"abcdefghij"), "b": layer(*"abcdefghij"), "c": inputs(6, 3), "d": inputs(4, 2)}
@@ -76,16 +65,6 @@ def test_huge_finite_space_is_sampled_without_enumerating() -> None:
     archs = draw(tuner, 2000)
     assert len({freeze(a) for a in archs}) == 2000
     assert time.perf_counter() - started < 5
-
-
-def test_finite_hyper_parameters_are_exhausted_too() -> None:
-    tuner = tuner_on(
-        space({"bs": {"_type": "choice", "_value": [16, 32]}, "n": {"_type": "randint", "_value": [1, 4]}})
-    )
-    pairs = {(a["bs"], a["n"]) for a in draw(tuner, 6)}
-    assert pairs == {(bs, n) for bs in (16, 32) for n in (1, 2, 3)}
-    with pytest.raises(NoMoreTrials):
-        tuner.generate_parameters(6)
 
 
 def test_infinite_space_never_runs_out() -> None:
@@ -124,14 +103,6 @@ def test_input_choice_with_null_n_chosen_draws_any_subset_uniformly() -> None:
     archs = draw(tuner, 4000)
     assert_uniform(Counter(tuple(a["skip"]["_idx"]) for a in archs), 8, 4000)
     assert any(a["skip"]["_idx"] == [] for a in archs)
-
-
-def test_input_choice_with_null_n_chosen_exhausts_all_subsets_including_empty() -> None:
-    tuner = tuner_on(space({"skip": inputs(3, None)}))
-    subsets = {tuple(a["skip"]["_idx"]) for a in draw(tuner, 8)}
-    assert subsets == {(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)}
-    with pytest.raises(NoMoreTrials):
-        tuner.generate_parameters(8)
 
 
 def test_input_choice_with_zero_n_chosen_chooses_nothing() -> None:
@@ -237,27 +208,6 @@ def mixed_space() -> SearchSpace:
     )
 
 
-def test_same_seed_gives_same_sequence(mixed_space: SearchSpace) -> None:
-    assert draw(tuner_on(mixed_space, seed=7), 50) == draw(tuner_on(mixed_space, seed=7), 50)
-
-
-def test_different_seeds_give_different_sequences(mixed_space: SearchSpace) -> None:
-    assert draw(tuner_on(mixed_space, seed=1), 20) != draw(tuner_on(mixed_space, seed=2), 20)
-
-
-def test_checkpoint_restore_continues_without_repeats(mixed_space: SearchSpace) -> None:
-    first = tuner_on(mixed_space, seed=3)
-    before = {freeze(a) for a in draw(first, 100)}
-    state = json.loads(json.dumps(first.save_checkpoint()))
-    resumed = RandomTuner(seed=None)
-    resumed.update_search_space(mixed_space)
-    resumed.load_checkpoint(state)
-    after = {freeze(a) for a in draw(resumed, 44, start=100)}
-    assert len(after) == 44 and not before & after
-    with pytest.raises(NoMoreTrials):
-        resumed.generate_parameters(144)
-
-
 def test_checkpoint_restore_continues_the_same_sequence(mixed_space: SearchSpace) -> None:
     original = tuner_on(mixed_space, seed=3)
     draw(original, 30)
@@ -278,22 +228,7 @@ def test_checkpoint_of_another_space_keeps_no_seen_set(
     assert len({freeze(a) for a in draw(tuner, 6)}) == 6
 
 
-def test_damaged_checkpoint_is_refused(tiny_space: SearchSpace) -> None:
-    with pytest.raises(TunerError, match="not a RandomTuner checkpoint"):
-        tuner_on(tiny_space).load_checkpoint({"rng": []})
-
-
 # -- results, imports and new spaces -------------------------------------------------------------
-
-
-def test_imported_architectures_are_not_proposed_again(tiny_space: SearchSpace) -> None:
-    everything = draw(tuner_on(tiny_space, seed=5), 6)
-    tuner = tuner_on(tiny_space, seed=9)
-    short_form = [{"conv1": a["conv1"]["_value"], "skip": a["skip"]["_value"]} for a in everything[:5]]
-    tuner.import_data([{"parameter": p, "value": 0.5} for p in short_form])
-    assert tuner.generate_parameters(0) == everything[5]
-    with pytest.raises(NoMoreTrials):
-        tuner.generate_parameters(1)
 
 
 def test_import_ignores_records_that_do_not_fit_the_space(tiny_space: SearchSpace) -> None:

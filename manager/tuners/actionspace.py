@@ -18,8 +18,6 @@ avoid every architecture already proposed without rejection loops.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -285,9 +283,3 @@ def _same(option: Any, value: Any) -> bool:
         return bool(option == value)
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (option, value))
     return numbers and option == value
-
-
-def space_fingerprint(space: SearchSpace) -> str:
-    """Identifies a space *with its key order*, which the step numbering depends on."""
-    text = json.dumps(space.to_json(), default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from manager.tuners.base import Parameters, Tuner, TunerError, check_optimize_mode
+from manager.tuners.checkpoint import CheckpointFormat, rng_from_json, rng_to_json
 from manager.tuners.random import RandomTuner
 from trials.searchspace import (
     ChoiceSpec,
@@ -46,7 +47,7 @@ from trials.searchspace import (
     architecture_to_json,
 )
 
-CHECKPOINT_FORMAT = "nasctl.RegularizedEvolutionTuner/1"
+CHECKPOINT = CheckpointFormat("RegularizedEvolutionTuner", 1)
 #: Mutation attempts with one changed key before a second key is changed too, and so on.
 ATTEMPTS_PER_DEPTH = 16
 #: A bounded number moves by about this fraction of its range; a normal one by five times this of its sigma.
@@ -131,31 +132,26 @@ class RegularizedEvolutionTuner(Tuner):
             self._admit(parameters, record.get("value"))
 
     def save_checkpoint(self) -> dict[str, Any]:
-        version, internal, gauss_next = self._rng.getstate()
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "seed": self.seed,
-            "rng": [version, list(internal), gauss_next],
-            "random": self._random.save_checkpoint(),
-            "population": [[parameters, score] for parameters, score in self._population],
-            "proposed": sorted(self._proposed),
-        }
+        return CHECKPOINT.envelope(
+            seed=self.seed,
+            rng=rng_to_json(self._rng),
+            random=self._random.save_checkpoint(),
+            population=[[parameters, score] for parameters, score in self._population],
+            proposed=sorted(self._proposed),
+        )
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise TunerError(
-                f"RegularizedEvolutionTuner: not its checkpoint (format {CHECKPOINT_FORMAT} expected)"
-            )
-        try:
-            version, internal, gauss_next = state["rng"]
-            rng_state = (version, tuple(internal), gauss_next)
+        state = CHECKPOINT.open(state)
+        with CHECKPOINT.reading():
+            seed = int(state["seed"])
+            rng = rng_from_json(state["rng"])
             population = deque((dict(p), float(score)) for p, score in state["population"])
             proposed = {str(identity) for identity in state["proposed"]}
-            self._random.load_checkpoint(state["random"])
-            self._rng.setstate(rng_state)
-            self.seed = int(state["seed"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TunerError(f"RegularizedEvolutionTuner: damaged checkpoint ({exc})") from None
+            fallback = RandomTuner()
+            if self._space is not None:
+                fallback.update_search_space(self._space)
+            fallback.load_checkpoint(state["random"])  # a TunerError of its own if damaged
+        self.seed, self._rng, self._random = seed, rng, fallback
         self._population, self._proposed = population, proposed
 
     # -- evolution -------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from manager.tuners.actionspace import Actions, ActionSpace, SeenSequences, space_fingerprint
+from manager.tuners.actionspace import Actions, ActionSpace, SeenSequences
 from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError, check_optimize_mode
+from manager.tuners.checkpoint import CheckpointFormat, space_fingerprint
 from trials.searchspace import SearchSpace
 
-CHECKPOINT_FORMAT = "nasctl.GridSearchTuner/1"
+CHECKPOINT = CheckpointFormat("GridSearchTuner", 1)
 
 
 class GridSearchTuner(Tuner):
@@ -70,25 +71,21 @@ class GridSearchTuner(Tuner):
 
     def save_checkpoint(self) -> dict[str, Any]:
         ahead = [list(s) for s in self._ahead or () if self._cursor is None or s > self._cursor]
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "space": self._fingerprint,
-            "cursor": list(self._cursor) if self._cursor is not None else None,
-            "ahead": sorted(ahead),
-        }
+        return CHECKPOINT.envelope(
+            space=self._fingerprint,
+            cursor=list(self._cursor) if self._cursor is not None else None,
+            ahead=sorted(ahead),
+        )
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise TunerError(f"GridSearchTuner: not its checkpoint (format {CHECKPOINT_FORMAT} expected)")
-        if self._actions is None or state.get("space") != self._fingerprint:
-            raise TunerError("GridSearchTuner: the checkpoint was made for another search space")
-        try:
+        state = CHECKPOINT.open(state)
+        CHECKPOINT.check_space(state, self._fingerprint)
+        assert self._actions is not None  # a fingerprint comes with the space's actions
+        with CHECKPOINT.reading():
             cursor = None if state["cursor"] is None else tuple(int(a) for a in state["cursor"])
             ahead = SeenSequences(self._actions)
             for sequence in state["ahead"]:
                 ahead.add(tuple(int(a) for a in sequence))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TunerError(f"GridSearchTuner: damaged checkpoint ({exc})") from None
         self._cursor, self._ahead = cursor, ahead
 
     # -- order -----------------------------------------------------------------------------------

@@ -57,14 +57,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from manager.tuners.actionspace import Actions, ActionSpace, SeenSequences, space_fingerprint
+from manager.tuners.actionspace import Actions, ActionSpace, SeenSequences
 from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError, check_optimize_mode
+from manager.tuners.checkpoint import CheckpointFormat, rng_from_json, rng_to_json, space_fingerprint
 from trials.searchspace import SearchSpace
 
 if TYPE_CHECKING:
     import torch
 
-CHECKPOINT_FORMAT = "nasctl.PPOTuner/1"
+CHECKPOINT = CheckpointFormat("PPOTuner", 1)
 EMBEDDING_SIZE = 32
 HIDDEN_SIZE = 64
 
@@ -292,33 +293,29 @@ class PPOTuner(Tuner):
                 {"policy": self._policy.state_dict(), "optimizer": self._optimizer.state_dict()}, buffer
             )
             self._weights_blob = base64.b64encode(buffer.getvalue()).decode()
-        version, internal, gauss_next = self._rng.getstate()
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "seed": self.seed,
-            "space": self._fingerprint,
-            "weights": self._weights_blob,
-            "rng": [version, list(internal), gauss_next],
-            "pending": {str(pid): s.to_json() for pid, s in self._pending.items()},
-            "finished": [s.to_json() for s in self._finished],
-            "seen": [list(seq) for seq in self._seen] if self._seen is not None else [],
-            "ranks": self._ranks.values,
-            "updates": self._updates,
-        }
+        return CHECKPOINT.envelope(
+            seed=self.seed,
+            space=self._fingerprint,
+            weights=self._weights_blob,
+            rng=rng_to_json(self._rng),
+            pending={str(pid): s.to_json() for pid, s in self._pending.items()},
+            finished=[s.to_json() for s in self._finished],
+            seen=[list(seq) for seq in self._seen] if self._seen is not None else [],
+            ranks=self._ranks.values,
+            updates=self._updates,
+        )
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise TunerError(f"PPOTuner: not a PPOTuner checkpoint (format {CHECKPOINT_FORMAT} expected)")
-        if self._actions is None or state.get("space") != self._fingerprint:
-            raise TunerError("PPOTuner: the checkpoint was made for another search space")
+        state = CHECKPOINT.open(state)
+        CHECKPOINT.check_space(state, self._fingerprint)
+        assert self._actions is not None  # a fingerprint comes with the space's actions
         torch = self._torch
-        try:
+        with CHECKPOINT.reading(RuntimeError):  # torch.load of damaged weights raises RuntimeError
             seed = int(state["seed"])
             saved = None
             if state["weights"] is not None:
                 saved = torch.load(io.BytesIO(base64.b64decode(state["weights"])), weights_only=True)
-            version, internal, gauss_next = state["rng"]
-            rng_state = (version, tuple(internal), gauss_next)
+            rng = rng_from_json(state["rng"])
             pending = {int(pid): _Sample.from_json(s) for pid, s in state["pending"].items()}
             finished = [_Sample.from_json(obj) for obj in state["finished"]]
             seen = SeenSequences(self._actions)
@@ -329,10 +326,7 @@ class PPOTuner(Tuner):
             if saved is not None and self._policy is not None:
                 self._policy.load_state_dict(saved["policy"])
                 self._optimizer.load_state_dict(saved["optimizer"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise TunerError(f"PPOTuner: damaged checkpoint ({exc})") from None
-        self.seed = seed
-        self._rng.setstate(rng_state)
+        self.seed, self._rng = seed, rng
         self._pending, self._finished, self._seen, self._ranks = pending, finished, seen, ranks
         self._updates = updates
         self._weights_blob = state["weights"]

@@ -11,14 +11,13 @@ with a continuous hyper-parameter are infinite: every choice is sampled on its o
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 from collections.abc import Mapping
 from typing import Any
 
 from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError, check_optimize_mode
+from manager.tuners.checkpoint import CheckpointFormat, rng_from_json, rng_to_json, space_fingerprint
 from trials.errors import SearchSpaceError
 from trials.searchspace import (
     ChoiceSpec,
@@ -30,7 +29,7 @@ from trials.searchspace import (
     SearchSpace,
 )
 
-CHECKPOINT_FORMAT = "nasctl.RandomTuner/1"
+CHECKPOINT = CheckpointFormat("RandomTuner", 1)
 #: Draws that may hit seen architectures in a row before the unseen ones are listed.
 MAX_REJECTIONS = 32
 #: Largest space whose unseen architectures may be listed (bigger ones are never nearly exhausted).
@@ -75,7 +74,7 @@ class RandomTuner(Tuner):
         self._space = space
         self._axes = axes
         self._size = space.size()
-        self._fingerprint = _fingerprint(space)
+        self._fingerprint = space_fingerprint(space)
         if self._seen_fingerprint != self._fingerprint:
             self._seen, self._seen_hex = set(), []
             self._seen_fingerprint = self._fingerprint
@@ -100,26 +99,18 @@ class RandomTuner(Tuner):
                 self._remember(record.get("parameter"))
 
     def save_checkpoint(self) -> dict[str, Any]:
-        version, internal, gauss_next = self._rng.getstate()
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "rng": [version, list(internal), gauss_next],
-            "space": self._seen_fingerprint,
-            "seen": list(self._seen_hex),
-        }
+        return CHECKPOINT.envelope(
+            rng=rng_to_json(self._rng), space=self._seen_fingerprint, seen=list(self._seen_hex)
+        )
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise TunerError(
-                f"RandomTuner: not a RandomTuner checkpoint (format {CHECKPOINT_FORMAT} expected)"
-            )
-        try:
-            version, internal, gauss_next = state["rng"]
-            self._rng.setstate((version, tuple(internal), gauss_next))
+        """The generator always; the seen set only if it was made for this space (or none yet)."""
+        state = CHECKPOINT.open(state)
+        with CHECKPOINT.reading():
+            rng = rng_from_json(state["rng"])
             seen = {int(text, 16) for text in state["seen"]}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TunerError(f"RandomTuner: damaged checkpoint ({exc})") from None
-        fingerprint = state.get("space")
+            fingerprint = state["space"]
+        self._rng = rng
         if self._fingerprint is None or fingerprint == self._fingerprint:
             self._seen, self._seen_fingerprint = seen, fingerprint
             self._seen_hex = [format(number, "x") for number in seen]
@@ -327,9 +318,3 @@ def _rank_combination(n: int, indices: list[int]) -> int:
             rank += math.comb(n - skipped - 1, k - position - 1)
         previous = index
     return rank
-
-
-def _fingerprint(space: SearchSpace) -> str:
-    """Identifies a space *with its key order*, which the numbering depends on."""
-    text = json.dumps(space.to_json(), default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
