@@ -149,7 +149,7 @@ class ExperimentConfig:
                 search_space=None if space is None else copy.deepcopy(dict(space)),
                 model_file=_path(obj.get("modelFile")),
                 trial_command=obj["trialCommand"],
-                trial_code_directory=Path(obj["trialCodeDirectory"]),
+                trial_code_directory=Path(obj.get("trialCodeDirectory", ".")),
                 trial_concurrency=obj.get("trialConcurrency", 1),
                 trial_gpu_number=obj.get("trialGpuNumber", 0),
                 max_trial_number=obj.get("maxTrialNumber"),

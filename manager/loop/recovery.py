@@ -51,12 +51,17 @@ async def recover(store: Store, service_for: ServiceFor) -> list[str]:
     """
     touched = []
     for record in store.experiments_with_status(UNFINISHED):
-        config = ExperimentConfig.from_json(record.config)
-        service = service_for(config)
         try:
-            summary = await _take_stock(store, service, config, record)
-        finally:
-            await service.close()
+            config = ExperimentConfig.from_json(record.config)
+            service = service_for(config)
+        except ValueError as exc:  # one unreadable experiment must not keep the daemon from starting
+            log.error("experiment %s: cannot recover its trials: %s", record.id, exc)
+            summary = f"daemon restarted: the experiment was stopped; its trials could not be checked: {exc}"
+        else:
+            try:
+                summary = await _take_stock(store, service, config, record)
+            finally:
+                await service.close()
         await store.call(store.add_event, record.id, EventKind.DAEMON_RESTARTED, summary)
         await store.call(
             store.set_experiment_status,
