@@ -20,8 +20,9 @@ from manager.clock import SYSTEM_CLOCK, Clock
 from manager.config import ConfigError, ExperimentConfig
 from manager.gpu import GpuAllocator, GpuInfo
 from manager.loop import recovery
+from manager.loop.ending import StopRequest, room_left
 from manager.loop.errors import ExperimentNotFound, InvalidState, TrialNotFound
-from manager.loop.runner import ExperimentRunner, RunnerSettings, StopRequest, room_left
+from manager.loop.runner import ExperimentRunner, RunnerSettings
 from manager.loop.tuner_session import build_tuner
 from manager.store import (
     KEEP,

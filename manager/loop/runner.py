@@ -31,6 +31,7 @@ from manager.clock import Clock
 from manager.config import ExperimentConfig
 from manager.gpu import GpuAllocator, GpuInfo
 from manager.loop.active_trial import ActiveTrial, TrialEnd, TrialPhase, stored_process, trial_spec
+from manager.loop.ending import StopRequest, room_left, seconds_text
 from manager.loop.errors import InvalidState
 from manager.loop.follow import TrialFollower
 from manager.loop.recovery import settle_unwatched
@@ -48,20 +49,6 @@ GPU_RETRY_SECONDS = 5.0
 #: When the database refuses to record how an experiment ended, try again after these pauses
 #: (a full disk may be cleaned up, a read-only mount remounted), then give up.
 STATUS_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-
-
-@dataclass(frozen=True)
-class StopRequest:
-    """Why the loop leaves RUNNING: the experiment's final status and what its live trials become."""
-
-    final: ExperimentStatus
-    trial_status: TrialStatus
-    reason: str
-
-    @property
-    def returns_slots(self) -> bool:
-        """Trials cut short by a stop or an error give their place back; a deadline's do not."""
-        return self.final is not ExperimentStatus.DONE
 
 
 @dataclass(frozen=True)
@@ -590,18 +577,3 @@ class ExperimentRunner:
     async def _record_error(self, message: str, details: str | None, trial_id: str | None = None) -> None:
         log.error("experiment %s: %s", self.id, message)
         await self.store.call(self.store.record_error, self.id, message, details, trial_id)
-
-
-def room_left(record: ExperimentRecord) -> bool:
-    """True when neither maxTrialNumber nor maxExperimentDuration is used up."""
-    if record.max_trial_number is not None and record.budget_used >= record.max_trial_number:
-        return False
-    return not (
-        record.max_experiment_duration is not None and record.elapsed >= record.max_experiment_duration
-    )
-
-
-def seconds_text(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"

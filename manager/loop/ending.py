@@ -1,0 +1,38 @@
+"""How an experiment leaves RUNNING: the one stop request, and the limits that end it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from manager.store import ExperimentRecord
+from trials.status import ExperimentStatus, TrialStatus
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """Why the loop leaves RUNNING: the experiment's final status and what its live trials become."""
+
+    final: ExperimentStatus
+    trial_status: TrialStatus
+    reason: str
+
+    @property
+    def returns_slots(self) -> bool:
+        """Trials cut short by a stop or an error give their place back; a deadline's do not."""
+        return self.final is not ExperimentStatus.DONE
+
+
+def room_left(record: ExperimentRecord) -> bool:
+    """True when neither maxTrialNumber nor maxExperimentDuration is used up."""
+    if record.max_trial_number is not None and record.budget_used >= record.max_trial_number:
+        return False
+    return not (
+        record.max_experiment_duration is not None and record.elapsed >= record.max_experiment_duration
+    )
+
+
+def seconds_text(value: float | None) -> str:
+    """A limit in seconds as a message shows it (``60``, ``2.5``)."""
+    if value is None:
+        return "-"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
