@@ -64,6 +64,8 @@ def test_a_trial_gets_its_folder_with_the_packed_parameter_file(tmp_path: Path) 
         "metrics.jsonl",
         "stdout",
         "stderr",
+        ".launch.lock",  # held by the trial's process while it lives (exactly-once launch)
+        ".pid",
     }
 
 

@@ -26,7 +26,7 @@ from manager.config import parse_config
 from manager.loop.experiments import ExperimentManager
 from manager.loop.recovery import NO_FINAL_UNWATCHED
 from manager.store import EventKind, Store, TrialRecord
-from manager.training.base import TrialSpec
+from manager.training.base import TrialProcess, TrialSpec
 from manager.training.simulated import Report, SimulatedCluster, SimulatedTrainingService, TrialScript
 from trials.status import ExperimentStatus, TrialStatus
 
@@ -54,6 +54,22 @@ def script(spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialScript:
     raise AssertionError(f"unknown behaviour {what!r}")
 
 
+class StallingService(SimulatedTrainingService):
+    """``submit`` stops for good (the daemon dies there) before or after the cluster starts the trial."""
+
+    def __init__(self, cluster: SimulatedCluster, stall: str | None) -> None:
+        super().__init__(cluster)
+        self.stall = stall
+
+    async def submit(self, spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialProcess:
+        if self.stall == "before_spawn":
+            await asyncio.Event().wait()
+        process = await super().submit(spec, parameter)
+        if self.stall == "after_spawn":
+            await asyncio.Event().wait()
+        return process
+
+
 @dataclass
 class Lab:
     """A manager on a simulated cluster, a real store, and what a test needs to drive them."""
@@ -62,6 +78,8 @@ class Lab:
     store: Store
     cluster: SimulatedCluster
     manager: ExperimentManager
+    #: Where the next manager's service stalls a launch (see StallingService); None: nowhere.
+    stall: str | None = None
 
     def new_manager(self) -> ExperimentManager:
         """A manager as a (re)started daemon opens it: same store, same cluster."""
@@ -70,7 +88,7 @@ class Lab:
             self.home,
             clock=self.cluster.clock,
             metric_poll_seconds=1.0,
-            services=lambda _config: SimulatedTrainingService(self.cluster),
+            services=lambda _config: StallingService(self.cluster, self.stall),
         )
 
     async def create(self, command: str = "succeed", **overrides: Any) -> str:
@@ -145,6 +163,7 @@ class Lab:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.stall = None
         self.manager = self.new_manager()
 
 
@@ -481,3 +500,65 @@ async def test_a_resumed_tuner_continues_from_its_checkpoint(lab: Lab) -> None:
     assert await lab.finished(exp) is ExperimentStatus.DONE
     architectures = [json.dumps(t.parameters, sort_keys=True) for t in lab.trials(exp)]
     assert len(set(architectures)) == 6  # the restored tuner never proposed a seen architecture again
+
+
+# -- exactly-once launch: a crash between the launch intent and the stored process ------------
+
+
+async def crash_in_launch(lab: Lab, command: str, stall: str, **overrides: Any) -> str:
+    """Create an experiment whose first launch the daemon dies in (``stall``), then recover."""
+    lab.stall = stall
+    lab.manager = lab.new_manager()
+    exp = await lab.create(command, **overrides)
+    await lab.until(lambda: any(t.launch_requested is not None for t in lab.trials(exp)))
+    if stall == "after_spawn":
+        await lab.until(lambda: len(lab.cluster.launches) == 1)
+    await lab.crash()
+    assert await lab.manager.recover() == [exp]
+    return exp
+
+
+@scenario
+async def test_a_crash_after_the_process_started_adopts_it_rather_than_launching_it_again(lab: Lab) -> None:
+    exp = await crash_in_launch(lab, "succeed 100", "after_spawn", maxTrialNumber=2)
+    first = lab.trials(exp)[0]
+    assert first.status is TrialStatus.RUNNING and first.pid is not None
+    await lab.manager.resume(exp)
+    assert await lab.finished(exp) is ExperimentStatus.DONE
+    assert sorted(lab.cluster.launches) == sorted(t.id for t in lab.trials(exp))  # each once
+    for trial in lab.trials(exp):
+        assert trial.status is TrialStatus.SUCCEEDED
+        assert [m.type for m in lab.store.trial_metrics(trial.id)] == ["PERIODICAL", "PERIODICAL", "FINAL"]
+
+
+@scenario
+async def test_a_crash_before_the_process_started_launches_it_once_after_resume(lab: Lab) -> None:
+    exp = await crash_in_launch(lab, "succeed 20", "before_spawn", maxTrialNumber=2)
+    first = lab.trials(exp)[0]
+    assert (first.status, first.launch_requested, lab.cluster.launches) == (TrialStatus.WAITING, None, [])
+    await lab.manager.resume(exp)
+    assert await lab.finished(exp) is ExperimentStatus.DONE
+    assert sorted(lab.cluster.launches) == sorted(t.id for t in lab.trials(exp))
+    assert [t.status for t in lab.trials(exp)] == [TrialStatus.SUCCEEDED] * 2
+
+
+@scenario
+async def test_a_launch_that_ended_before_recovery_is_settled_by_its_final_result(lab: Lab) -> None:
+    lab.stall = "after_spawn"
+    lab.manager = lab.new_manager()
+    exp = await lab.create("succeed 20", maxTrialNumber=1)
+    await lab.until(lambda: len(lab.cluster.launches) == 1)
+    await lab.crash()
+    await lab.until(lambda: lab.cluster.running == [])
+    await lab.manager.recover()
+    (trial,) = lab.trials(exp)
+    assert trial.status is TrialStatus.SUCCEEDED
+    assert "its final result counts" in (trial.reason or "")
+
+
+@scenario
+async def test_stopping_after_a_crash_in_the_launch_window_leaves_no_process(lab: Lab) -> None:
+    exp = await crash_in_launch(lab, "hang", "after_spawn", maxTrialNumber=1)
+    await lab.manager.stop(exp)
+    assert lab.cluster.running == []
+    assert [t.status for t in lab.trials(exp)] == [TrialStatus.USER_CANCELED]

@@ -425,3 +425,29 @@ def test_store_accepts_a_database_url(tmp_path: Path) -> None:
     again = Store(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     assert again.get_experiment(exp.id) is not None
     again.close()
+
+
+def test_a_home_made_before_the_launch_intent_column_gets_it_and_keeps_its_trials(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    exp = new_experiment(store, tmp_path)
+    trial_id = finished_trial(store, exp.id, 0.5)
+    store.close()
+    with sqlite3.connect(tmp_path / "nasctl.db") as db:  # as an earlier nasctl left it
+        db.execute("ALTER TABLE trials DROP COLUMN launch_requested")
+
+    reopened = Store.open(tmp_path)
+    try:
+        trial = reopened.get_trial(exp.id, trial_id)
+        assert trial is not None and (trial.final_metric, trial.launch_requested) == (0.5, None)
+        waiting = reopened.create_trial(exp.id, {})
+        assert reopened.mark_trial_launching(waiting.id, gpus=(1,)).launch_requested is not None
+    finally:
+        reopened.close()
+
+
+def test_a_launch_intent_is_forgotten_when_its_process_never_started(store: Store, tmp_path: Path) -> None:
+    trial = store.create_trial(new_experiment(store, tmp_path).id, {})
+    launching = store.mark_trial_launching(trial.id, gpus=(0, 1))
+    assert (launching.status, launching.gpus) == (TrialStatus.WAITING, (0, 1))
+    again = store.forget_launch(trial.id)
+    assert (again.status, again.launch_requested, again.gpus) == (TrialStatus.WAITING, None, ())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from manager.crash_points import crash_point
 from manager.store import Store
 from manager.training.base import TrainingService, TrialSpec
 from trials.metrics import MetricReport
@@ -33,6 +34,7 @@ async def ingest_metrics(
         chunk = service.read_metrics(spec, offset, final)
         if chunk.offset == offset and not chunk.reports and not chunk.invalid:
             return offset
+        crash_point("metrics.before_commit")
         result = await store.call(
             store.ingest_metrics,
             spec.trial_id,

@@ -29,12 +29,13 @@ from typing import Any
 
 from manager.clock import Clock
 from manager.config import ExperimentConfig
+from manager.crash_points import crash_point
 from manager.gpu import GpuAllocator, GpuInfo
 from manager.loop.active_trial import ActiveTrial, TrialEnd, TrialPhase, stored_process, trial_spec
 from manager.loop.ending import StopRequest, room_left, seconds_text
 from manager.loop.errors import InvalidState
 from manager.loop.follow import TrialFollower
-from manager.loop.recovery import settle_unwatched
+from manager.loop.recovery import resolve_launch, settle_unwatched
 from manager.loop.tuner_session import TunerSession, TunerState
 from manager.store import KEEP, EventKind, ExperimentRecord, StorageError, Store, now_ms
 from manager.training.base import TrainingService, TrialExit, TrialSpec
@@ -246,6 +247,12 @@ class ExperimentRunner:
         for record in unfinished:
             if record.id in self.trials:
                 continue
+            if record.status is TrialStatus.WAITING and record.launch_requested is not None:
+                record = await resolve_launch(
+                    self.store, self.service, self._spec(ActiveTrial(record)), record
+                )
+                if record.status.is_terminal:
+                    continue
             if record.status is TrialStatus.WAITING:
                 self.trials[record.id] = ActiveTrial(record)
                 continue
@@ -414,6 +421,14 @@ class ExperimentRunner:
             "parameter_index": 0,
         }
         try:
+            # committed before anything starts: a crash from here on leaves a launch to find
+            await self.store.call(self.store.mark_trial_launching, active.id, gpus=active.gpus)
+        except StorageError as exc:
+            self._fail_storage(exc)
+            await self._close_trial(active, TrialEnd(TrialStatus.SYS_CANCELED, str(exc)))
+            return
+        crash_point("launch.before_spawn")
+        try:
             process = await self.service.submit(spec, packed)
         except Exception as exc:  # the next trial would fail the same way: stop the experiment
             reason = f"cannot start the trial: {exc}"
@@ -422,6 +437,7 @@ class ExperimentRunner:
             self._request_stop(StopRequest(ExperimentStatus.ERROR, TrialStatus.SYS_CANCELED, reason))
             await self._close_trial(active, TrialEnd(TrialStatus.FAILED, reason))
             return
+        crash_point("launch.after_spawn")
         try:
             await self.store.call(
                 self.store.mark_trial_running,
@@ -455,6 +471,7 @@ class ExperimentRunner:
             active.tail_stop.set()
             await tail
             await follower.ingest(final=True)
+            crash_point("trial.before_end_commit")
             await self._close_trial(active, active.judge(exit_), exit_)
         except Exception as exc:
             if isinstance(exc, StorageError):

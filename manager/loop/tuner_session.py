@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from manager.config import ExperimentConfig, TunerConfig
+from manager.crash_points import crash_point
 from manager.store import StorageError, Store, TrialRecord, TunerCheckpoint
 from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerBusy
 from manager.tuners.registry import create_tuner
@@ -206,6 +207,7 @@ class TunerSession:
         if self.state is TunerState.BUSY:
             self.state = TunerState.READY
         self._unsaved_results.add(trial.id)
+        crash_point("tuner.before_result")
         self._notify(
             "receive_trial_result",
             self.tuner.receive_trial_result,
@@ -273,6 +275,7 @@ class TunerSession:
                 self.unsaved_back(saved)
                 return
             saved = TunerCheckpoint(state, saved.results, saved.ends)
+            crash_point("tuner.checkpoint")
             await self.store.call(self.store.save_tuner_checkpoint, self.experiment_id, saved)
         except StorageError as exc:
             self.unsaved_back(saved)

@@ -84,6 +84,8 @@ class TrialRecord:
     metrics_offset: int
     result_in_checkpoint: bool = False
     end_in_checkpoint: bool = False
+    #: When the loop committed its intent to start the trial's process (ms); None before.
+    launch_requested: int | None = None
 
     def duration(self, now: int | None = None) -> float | None:
         """Seconds from start to end (to now while it runs); None before it starts."""
@@ -216,6 +218,7 @@ def trial_record(row: TrialRow) -> TrialRecord:
         metrics_offset=row.metrics_offset,
         result_in_checkpoint=bool(row.result_in_checkpoint),
         end_in_checkpoint=bool(row.end_in_checkpoint),
+        launch_requested=row.launch_requested,
     )
 
 

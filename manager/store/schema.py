@@ -85,6 +85,9 @@ class TrialRow(Base):
     #: The stored tuner checkpoint already knows this trial's final result / its end.
     result_in_checkpoint: Mapped[bool] = mapped_column(default=False)
     end_in_checkpoint: Mapped[bool] = mapped_column(default=False)
+    #: When the loop committed its intent to start this trial's process (ms): set before anything
+    #: starts, so that after a crash a WAITING trial with it may have a process to find.
+    launch_requested: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 #: The ended trials by duration (trial_page, sort=duration); an index on an expression (SQLite >= 3.9).
@@ -138,12 +141,19 @@ class TunerCheckpointRow(Base):
 
 #: Indexes of earlier versions that newer ones replace (left in an old home, they only slow writes).
 RETIRED_INDEXES = ("ix_trials_experiment_status", "ix_trials_experiment_final_metric")
+#: Columns later versions added to a table, with their SQL type: a home made before gets them.
+ADDED_COLUMNS = {"trials": {"launch_requested": "INTEGER"}}
 
 
 def create_schema(session: Session) -> None:
-    """Create what is missing (tables, indexes) and drop the retired indexes."""
+    """Create what is missing (tables, indexes, added columns) and drop the retired indexes."""
     connection = session.connection()
     Base.metadata.create_all(connection)
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in connection.exec_driver_sql(f"PRAGMA table_info({table})")}
+        for name, sql_type in columns.items():
+            if name not in present:
+                connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
     for name in RETIRED_INDEXES:
         connection.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 

@@ -126,6 +126,21 @@ class TrialQueries(Database):
             lambda s: s.execute(update(TrialRow).where(TrialRow.id == trial_id).values(waiting_reason=reason))
         )
 
+    def mark_trial_launching(self, trial_id: str, *, gpus: Sequence[int]) -> TrialRecord:
+        """Commit the intent to start a WAITING trial's process (and the GPUs it gets), before it starts.
+
+        After a crash, recovery asks the training service about every WAITING trial with this
+        intent: its process may run, may have ended, or may never have started
+        (docs/architecture.md, "Crash recovery").
+        """
+        changes = {"launch_requested": now_ms(), "gpus": list(gpus), "waiting_reason": None}
+        return self._write(lambda session: update_trial(session, trial_id, changes))
+
+    def forget_launch(self, trial_id: str) -> TrialRecord:
+        """A trial whose process provably never started is plain WAITING again (launched anew later)."""
+        changes = {"launch_requested": None, "gpus": []}
+        return self._write(lambda session: update_trial(session, trial_id, changes))
+
     def mark_trial_running(
         self,
         trial_id: str,

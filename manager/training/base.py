@@ -9,6 +9,7 @@ The values that cross this door are frozen dataclasses; the metric record format
 from __future__ import annotations
 
 import abc
+import enum
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,22 @@ class TrialProcess:
     trial_id: str
     pid: int
     create_time: float  # psutil's create_time, so a reused pid is not mistaken for the trial
+
+
+class LaunchState(enum.Enum):
+    """Where a trial stands whose launch was committed but whose process the store never got."""
+
+    NOT_STARTED = "not started"  # none of its code ran, and none will: launch it again
+    RUNNING = "running"  # its process runs: adopt it
+    ENDED = "ended"  # it ran and ended: settle it from what it left
+
+
+@dataclass(frozen=True)
+class FoundLaunch:
+    """The answer of :meth:`TrainingService.find_launch`; ``process`` is set unless NOT_STARTED."""
+
+    state: LaunchState
+    process: TrialProcess | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +129,10 @@ class TrainingService(abc.ABC):
       not the trial), takes it over (``adopt``: then ``wait``, ``kill`` and ``read_metrics``
       work as for its own; the exit status may be unknown: ``TrialExit.observed``), or ends it
       (``kill_stale``).
+    - Exactly-once launch: a started trial is findable without the memory of the daemon that
+      started it. ``find_launch`` answers for a trial whether ``submit`` started it (it runs, or
+      ran and ended: with its :class:`TrialProcess`) or provably never ran any of its code, not
+      even now (then ``submit`` may start it again, and its metric channel starts empty).
     - Optional: ``trim_logs`` keeps a trial's logs within the service's size limit; ``close``
       releases what the service holds.
     """
@@ -139,6 +160,10 @@ class TrainingService(abc.ABC):
     @abc.abstractmethod
     async def adopt(self, spec: TrialSpec, process: TrialProcess) -> bool:
         """Take over a trial an earlier daemon started; False when it no longer runs."""
+
+    @abc.abstractmethod
+    async def find_launch(self, spec: TrialSpec) -> FoundLaunch:
+        """After a crash: did an earlier ``submit`` of this trial start it? (see the contract)"""
 
     @abc.abstractmethod
     async def kill_stale(self, spec: TrialSpec, process: TrialProcess) -> bool:

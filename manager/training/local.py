@@ -17,6 +17,15 @@ The streams are opened in append mode, so :meth:`LocalTrainingService.trim_logs`
 that passed ``max_log_bytes`` back to nothing while the trial keeps writing (a trial that floods
 its stdout costs bounded disk and no daemon memory).
 
+Exactly-once launch (docs/architecture.md, "Crash recovery"): before the process starts, the
+daemon takes an exclusive ``flock`` on the trial's ``.launch.lock`` and hands that open file to
+the process, which holds the lock as long as it (or anything it started) lives. The process is a
+tiny ``sh`` that writes its pid to ``.pid`` and then ``exec``s the trial's command (same pid, so
+the trial's process is still the one started). A later daemon reads the launch from the folder
+alone (:func:`find_launch_in`): lock free and no ``.pid``: no code of the trial ever ran, nor
+will; ``.pid`` written: the trial started, and that pid (if it is still the process that wrote
+the file) runs it; lock held without ``.pid``: the ``sh`` is about to write it, wait.
+
 A trial started by an earlier daemon (which crashed) is *adopted*: :meth:`adopt` checks that its
 pid still is the same process (same start time), and its end is awaited through a pidfd (Linux)
 or, elsewhere, psutil in a thread. It is not our child, so its exit status cannot be known:
@@ -27,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -34,7 +44,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +53,8 @@ import psutil
 
 from manager.training.base import (
     LOG_STREAMS,
+    FoundLaunch,
+    LaunchState,
     MetricsChunk,
     TrainingService,
     TrialExit,
@@ -61,6 +73,13 @@ log = logging.getLogger(__name__)
 #: Two start times of one process, read twice by psutil, agree to well within this (seconds).
 SAME_PROCESS_TOLERANCE = 0.05
 SHELL = "/bin/sh"
+#: In the trial's folder: the lock its process holds while it lives, and the pid it writes first.
+LAUNCH_LOCK_NAME = ".launch.lock"
+PID_FILE_NAME = ".pid"
+#: ``sh -c`` script that records the pid (``$1``) and becomes the trial's command (the rest).
+_RECORD_PID_THEN_EXEC = 'echo $$ > "$1" && shift && exec "$@"'
+#: How long a launch whose lock is held may take to write its pid before recovery gives up.
+LAUNCH_SETTLE_SECONDS = 10.0
 #: Words made of these characters mean the same to sh as to a plain split on spaces.
 _PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,+@%=-]+(?: +[A-Za-z0-9_./:,+@%=-]+)*")
 
@@ -155,34 +174,29 @@ class LocalTrainingService(TrainingService):
         trial_dir = spec.trial_dir
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / env.PARAMETER_FILE_NAME).write_text(json.dumps(dict(parameter), allow_nan=True))
-        (trial_dir / env.METRICS_FILE_NAME).touch()
+        (trial_dir / env.METRICS_FILE_NAME).write_bytes(b"")  # a launch again starts an empty channel
         if not spec.working_dir.is_dir():
             raise FileNotFoundError(f"trialCodeDirectory {spec.working_dir} does not exist")
+        pid_file = trial_dir / PID_FILE_NAME
+        pid_file.unlink(missing_ok=True)  # a partial one, from a launch that never got to run
         with (
             _open_log(trial_dir / env.STDOUT_FILE_NAME) as out,
             _open_log(trial_dir / env.STDERR_FILE_NAME) as err,
+            _launch_lock(trial_dir) as lock,
         ):
             environment = trial_environment(spec, self._base_env)
-            argv, via_shell = command_argv(spec.command, spec.working_dir, environment.get("PATH"))
-
-            async def start(argv: list[str]) -> asyncio.subprocess.Process:
-                return await asyncio.create_subprocess_exec(
-                    *argv,
-                    cwd=spec.working_dir,
-                    env=environment,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                )
-
-            try:
-                process = await start(argv)
-            except OSError:
-                if via_shell:
-                    raise
-                # e.g. a script without a #! line, which sh runs as a shell script
-                process, via_shell = await start([SHELL, "-c", spec.command]), True
+            command, via_shell = command_argv(spec.command, spec.working_dir, environment.get("PATH"))
+            # dash runs a script without a #! line as a shell script, as a shell would
+            process = await asyncio.create_subprocess_exec(
+                *(SHELL, "-c", _RECORD_PID_THEN_EXEC, "nasctl-trial", str(pid_file), *command),
+                cwd=spec.working_dir,
+                env=environment,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                pass_fds=(lock,),
+            )
         try:
             create_time = psutil.Process(process.pid).create_time()
         except psutil.Error:  # already gone (and reaped): the clock is close enough
@@ -221,6 +235,9 @@ class LocalTrainingService(TrainingService):
             watcher.add_done_callback(lambda _: ended.done() or ended.set_result(None))
         self._running[spec.trial_id] = running
         return True
+
+    async def find_launch(self, spec: TrialSpec) -> FoundLaunch:
+        return await asyncio.to_thread(find_launch_in, spec.trial_id, spec.trial_dir)
 
     async def kill_stale(self, spec: TrialSpec, process: TrialProcess) -> bool:
         return await asyncio.to_thread(kill_stale_trial, process.pid, process.create_time, self.kill_grace)
@@ -433,6 +450,76 @@ def _wait_gone(pid: int, create_time: float) -> None:
                 proc.wait(timeout=1)
     except psutil.Error:
         return
+
+
+@contextlib.contextmanager
+def _launch_lock(trial_dir: Path) -> Iterator[int]:
+    """The trial's launch lock, taken (exclusive) for the process about to start; yields its fd.
+
+    The daemon's copy closes on leaving; the copy the process inherits keeps the lock.
+    """
+    fd = os.open(trial_dir / LAUNCH_LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _lock_held(path: Path) -> bool:
+    """True while some process holds ``path``'s flock (a trial's process, or its children)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the shared lock taken just now
+    return False
+
+
+def _written_pid(path: Path) -> tuple[int, float] | None:
+    """The pid in a ``.pid`` file and when it was written; None while absent or incomplete."""
+    try:
+        text = path.read_text()
+        written = path.stat().st_mtime
+    except OSError:
+        return None
+    if not text.endswith("\n") or not text.strip().isdigit():
+        return None
+    return int(text), written
+
+
+def find_launch_in(trial_id: str, trial_dir: Path, settle: float = LAUNCH_SETTLE_SECONDS) -> FoundLaunch:
+    """Whether a launch of the trial in ``trial_dir`` started it; see the module docstring.
+
+    The lock is read before the pid file: when nothing holds the lock, every process that
+    could still write the file has ended, so a file absent then stays absent. Blocking.
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        held = _lock_held(trial_dir / LAUNCH_LOCK_NAME)
+        written = _written_pid(trial_dir / PID_FILE_NAME)
+        if written is not None:
+            break
+        if not held:
+            return FoundLaunch(LaunchState.NOT_STARTED)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"trial {trial_id}: its launch holds its lock but wrote no pid in {settle} s")
+        time.sleep(0.005)
+    pid, when = written
+    try:
+        proc = psutil.Process(pid)
+        create_time = proc.create_time()
+        # the process that wrote the file existed before it; a reused pid came after its end
+        if create_time <= when + SAME_PROCESS_TOLERANCE and proc.status() != psutil.STATUS_ZOMBIE:
+            return FoundLaunch(LaunchState.RUNNING, TrialProcess(trial_id, pid, create_time))
+    except psutil.Error:
+        pass
+    return FoundLaunch(LaunchState.ENDED, TrialProcess(trial_id, pid, when))
 
 
 def _open_log(path: Path) -> Any:

@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manager.clock import Clock
-from manager.training.base import MetricsChunk, TrainingService, TrialExit, TrialProcess, TrialSpec
+from manager.training.base import (
+    FoundLaunch,
+    LaunchState,
+    MetricsChunk,
+    TrainingService,
+    TrialExit,
+    TrialProcess,
+    TrialSpec,
+)
 from manager.training.metric_channel import READ_CHUNK_BYTES, parse_metrics
 from trials import env
 from trials.metrics import FINAL, PERIODICAL
@@ -204,6 +212,13 @@ class SimulatedTrainingService(TrainingService):
             return False
         self._watched[spec.trial_id] = False  # not our child: its exit status is unknown to us
         return True
+
+    async def find_launch(self, spec: TrialSpec) -> FoundLaunch:
+        trial = self.cluster.get(spec.trial_id)  # the machine remembers what it started
+        if trial is None:
+            return FoundLaunch(LaunchState.NOT_STARTED)
+        state = LaunchState.ENDED if self.cluster.find(trial.process) is None else LaunchState.RUNNING
+        return FoundLaunch(state, trial.process)
 
     async def kill_stale(self, spec: TrialSpec, process: TrialProcess) -> bool:
         trial = self.cluster.find(process)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import pytest
 
 from manager.clock import Clock
-from manager.training.base import MetricsChunk, TrainingService, TrialSpec
+from manager.training.base import LaunchState, MetricsChunk, TrainingService, TrialSpec
 from manager.training.local import LocalTrainingService
 from manager.training.simulated import Report, SimulatedCluster, SimulatedTrainingService, TrialScript
 
@@ -247,5 +247,48 @@ def test_kill_stale_ends_a_trial_an_earlier_service_started(harness: Harness) ->
         await waiter
         assert not await harness.service().is_alive(spec, process)
         assert not await harness.service().kill_stale(spec, process)  # nothing left to kill
+
+    run(body())
+
+
+def test_a_trial_never_submitted_is_found_not_started(harness: Harness) -> None:
+    async def body() -> None:
+        spec = harness.spec("succeeds")
+        found = await harness.service().find_launch(spec)
+        assert (found.state, found.process) == (LaunchState.NOT_STARTED, None)
+
+    run(body())
+
+
+def test_a_new_service_finds_a_live_launch_and_can_adopt_it(harness: Harness) -> None:
+    async def body() -> None:
+        first = harness.service()
+        spec = harness.spec("hangs")
+        process = await first.submit(spec, PARAMETER)  # the daemon dies before it stores this
+        second = harness.service()
+        found = await second.find_launch(spec)
+        assert found.state is LaunchState.RUNNING
+        assert found.process is not None and found.process.pid == process.pid
+        assert await second.is_alive(spec, found.process)
+        assert await second.adopt(spec, found.process)
+        waiter = asyncio.create_task(second.wait(spec.trial_id))
+        await second.kill(spec.trial_id)
+        await waiter
+
+    run(body())
+
+
+def test_a_launch_that_ran_and_ended_is_found_ended_with_its_metrics(harness: Harness) -> None:
+    async def body() -> None:
+        first = harness.service()
+        spec = harness.spec("succeeds")
+        process = await first.submit(spec, PARAMETER)
+        await first.wait(spec.trial_id)
+        second = harness.service()
+        found = await second.find_launch(spec)
+        assert found.state is LaunchState.ENDED
+        assert found.process is not None and found.process.pid == process.pid
+        assert not await second.is_alive(spec, found.process)
+        assert [r.kind for r in second.read_metrics(spec, 0, final=True).reports][-1] == "FINAL"
 
     run(body())
