@@ -329,8 +329,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends a run like Ctrl-C, so its daemons and trials are killed too."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="nasctl-crash-stress-"))
     kills = trials = 0

@@ -75,8 +75,8 @@ def check_exactly_once(
     except ClientError as exc:
         return [f"cannot read the experiment: {exc}"]
     if experiment.get("status") != "DONE":
-        why = experiment.get("error") or experiment.get("lastError") or ""
-        problems.append(f"experiment status {experiment.get('status')}, not DONE {why}".rstrip())
+        why = f" (error: {experiment['error']})" if experiment.get("error") else ""
+        problems.append(f"experiment status {experiment.get('status')}, not DONE{why}")
     if len(records) != trials:
         problems.append(f"{len(records)} trials, not {trials}")
     by_trial: dict[str, list[dict[str, Any]]] = {}
