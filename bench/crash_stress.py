@@ -362,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
             if not result.problems and not args.keep:
                 shutil.rmtree(folder, ignore_errors=True)
     except KeyboardInterrupt:
-        print("interrupted: killing this run's daemons and trials", file=sys.stderr)
+        print(
+            f"interrupted: killed this run's daemons and trials; folders kept under {root}", file=sys.stderr
+        )
         stop_everything(root)
         return 130
     finally:
