@@ -21,7 +21,15 @@ import pytest
 from bench.exactly_once import check_exactly_once, experiment_config, trial_processes
 from manager.crash_points import CRASH_AT_ENV, POINTS
 from nasctl.client import Client, DaemonInfo
-from reliability.helpers import REPO, cli_env, client_for, kill_trials_under, read_manager_file, wait_for
+from reliability.helpers import (
+    REPO,
+    cli_env,
+    client_for,
+    kill_trials_under,
+    nasctl,
+    read_manager_file,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -79,8 +87,8 @@ class Lab:
         self.daemons.append(daemon)
         return daemon
 
-    def create(self, daemon: Daemon) -> str:
-        config = experiment_config(self.root, TRIALS, 2, REPORTS, 0.05)
+    def create(self, daemon: Daemon, interval: float = 0.05) -> str:
+        config = experiment_config(self.root, TRIALS, 2, REPORTS, interval)
         with daemon.client() as http:
             response = http.post("/experiments", json={"config": config, "baseDir": "/"})
         assert response.status_code == 201, response.text
@@ -121,10 +129,13 @@ def lab(tmp_path: Path) -> Lab:
     lab.close()
 
 
-def crash_at(lab: Lab, point: str) -> str:
-    """Run the experiment under a daemon armed at ``point``; returns its id once the daemon died there."""
+def crash_at(lab: Lab, point: str, interval: float = 0.05) -> str:
+    """Run the experiment under a daemon armed at ``point``; returns its id once the daemon died there.
+
+    ``interval``: seconds between a trial's reports (a trial lives about three of them).
+    """
     daemon = lab.daemon(point)
-    experiment_id = lab.create(daemon)
+    experiment_id = lab.create(daemon, interval)
     wait_for(f"the daemon to die at {point}", daemon.crashed, timeout=CRASH_TIMEOUT)
     return experiment_id
 
@@ -150,6 +161,15 @@ def test_a_crash_during_recovery_is_recovered_from_in_turn(lab: Lab) -> None:
     recovering = lab.daemon("recovery.after_trial")
     wait_for("the recovering daemon to die", recovering.crashed, timeout=CRASH_TIMEOUT)
     assert lab.finish(experiment_id) == []
+
+
+def test_stopping_an_experiment_whose_daemon_died_mid_launch_leaves_no_process(lab: Lab) -> None:
+    experiment_id = crash_at(lab, "launch.after_spawn:2", interval=60)
+    assert trial_processes(experiment_id), "the trial caught in the launch window should still run"
+    stopped = nasctl(lab.home, "stop", experiment_id)  # the CLI starts a daemon, which recovers first
+    assert stopped.returncode == 0, stopped.stderr
+    assert trial_processes(experiment_id) == []
+    assert nasctl(lab.home, "manager", "stop").returncode == 0
 
 
 def test_every_crash_point_is_tested() -> None:
