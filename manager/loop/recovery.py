@@ -5,10 +5,11 @@ byte offset of their metric channel stored with the metrics) and the tuner's che
 daemon starts after a crash, :func:`recover` stores what the trials reported while no daemon
 ran, settles the trials whose process has ended (by their final result: the exit status of a
 process that is not our child cannot be known), leaves the live ones running, and marks the
-experiment STOPPED. A trial caught between its launch intent and the commit of its process
-is first sorted by :func:`resolve_launch` (exactly-once launch). ``resume`` then re-adopts the live trials (the runner asks the training
-service to :meth:`~manager.training.base.TrainingService.adopt` them). Every question about a
-trial's process goes to the experiment's training service, so this works for any platform.
+experiment STOPPED. A trial caught between its launch intent and the commit of its process is
+first sorted by :func:`resolve_launch` (exactly-once launch). ``resume`` then re-adopts the live
+trials (the runner asks the training service to
+:meth:`~manager.training.base.TrainingService.adopt` them). Every question about a trial's
+process goes to the experiment's training service, so this works for any platform.
 See docs/architecture.md, "Crash recovery".
 """
 
