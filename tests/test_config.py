@@ -404,31 +404,13 @@ def test_missing_trial_code_directory_is_refused(project: Path) -> None:
 
 def test_unknown_platform_is_refused(project: Path) -> None:
     message = error_of({"trialCommand": "x", "trainingServicePlatform": "remote"}, project)
-    assert message == "exp.yaml: trainingServicePlatform: must be local, got 'remote' (a string)"
+    assert message == "exp.yaml: trainingServicePlatform: must be local or ray, got 'remote' (a string)"
 
 
 def test_misspelt_platform_is_refused_with_a_suggestion(project: Path) -> None:
     message = error_of({"trialCommand": "x", "trainingService": {"platform": "locl"}}, project)
     assert message == (
-        "exp.yaml: trainingService.platform: must be local, got 'locl' (a string) (did you mean 'local'?)"
-    )
-
-
-def test_ray_platform_is_refused_as_not_available_yet(project: Path) -> None:
-    message = error_of(
-        {"trialCommand": "x", "trainingService": {"platform": "ray", "address": "auto"}}, project
-    )
-    assert message == (
-        "exp.yaml: trainingService.platform: 'ray' is not available yet "
-        "(the Ray training service is planned); use local"
-    )
-
-
-def test_v1_ray_platform_is_refused_under_its_v1_key(project: Path) -> None:
-    message = error_of({"trialCommand": "x", "trainingServicePlatform": "ray"}, project)
-    assert message == (
-        "exp.yaml: trainingServicePlatform: 'ray' is not available yet "
-        "(the Ray training service is planned); use local"
+        "exp.yaml: trainingService.platform: must be local or ray, got 'locl' (a string) (did you mean 'local'?)"
     )
 
 
@@ -785,3 +767,121 @@ def test_importing_config_imports_no_tuner_implementation() -> None:
 
 def test_tuner_registry_does_not_import_config_so_they_form_no_cycle() -> None:
     assert not [m for m in _modules_after("import manager.tuners.registry") if m.startswith("manager.config")]
+
+
+# -- the Ray platform --------------------------------------------------------------------------
+
+
+def test_ray_platform_reads_its_keys(project: Path) -> None:
+    config = parse(
+        {
+            "trialCommand": "x",
+            "trialCpuNumber": 0.5,
+            "trialGpuNumber": 1,
+            "trainingService": {
+                "platform": "ray",
+                "address": "127.0.0.1:6379",
+                "resources": {"node_a": 1, "accelerator_type:A100": 0.25},
+                "placementStrategy": "SPREAD",
+            },
+        },
+        project,
+    )
+    service = config.training_service
+    assert (service.platform, service.address, service.placement_strategy) == (
+        "ray",
+        "127.0.0.1:6379",
+        "SPREAD",
+    )
+    assert dict(service.resources) == {"node_a": 1.0, "accelerator_type:A100": 0.25}
+    assert (config.trial_cpu_number, service.trial_cpu_number, service.trial_gpu_number) == (0.5, 0.5, 1)
+
+
+def test_ray_defaults_are_one_cpu_packed(project: Path) -> None:
+    config = parse({"trialCommand": "x", "trainingService": {"platform": "ray"}}, project)
+    service = config.training_service
+    assert (service.address, service.placement_strategy, dict(service.resources)) == (None, "PACK", {})
+    assert (config.trial_cpu_number, service.trial_cpu_number) == (1.0, 1.0)
+
+
+def test_v1_ray_platform_is_accepted_under_its_v1_key(project: Path) -> None:
+    config = parse({"trialCommand": "x", "trainingServicePlatform": "ray"}, project)
+    assert config.training_service.platform == "ray"
+
+
+def test_a_ray_config_round_trips_through_json(project: Path) -> None:
+    config = parse(
+        {
+            "trialCommand": "x",
+            "trialCpuNumber": 2,
+            "trainingService": {"platform": "ray", "address": "ray://head:10001", "resources": {"a": 2}},
+        },
+        project,
+    )
+    assert ExperimentConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+
+
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [
+        ("auto", True),
+        ("10.0.0.1:6379", True),
+        ("ray://head:10001", True),
+        ("head", False),
+        ("h:0", False),
+        ("", False),
+    ],
+)
+def test_ray_address_is_auto_host_port_or_ray_client(project: Path, address: str, ok: bool) -> None:
+    obj = {"trialCommand": "x", "trainingService": {"platform": "ray", "address": address}}
+    if ok:
+        assert parse(obj, project).training_service.address == address
+    else:
+        assert error_of(obj, project).startswith("exp.yaml: trainingService.address: must be")
+
+
+@pytest.mark.parametrize("value", [0, -1, "1", True, 0.00001, math.inf])
+def test_trial_cpu_number_must_be_a_positive_amount(project: Path, value: Any) -> None:
+    message = error_of(
+        {"trialCommand": "x", "trialCpuNumber": value, "trainingService": {"platform": "ray"}}, project
+    )
+    assert message.startswith(
+        "exp.yaml: trialCpuNumber: must be a number > 0 (fractions in steps of 0.0001), got "
+    )
+
+
+def test_trial_cpu_number_is_refused_for_local(project: Path) -> None:
+    message = error_of({"trialCommand": "x", "trialCpuNumber": 2}, project)
+    assert message == (
+        "exp.yaml: trialCpuNumber: only for platform ray (local trials are not limited in CPUs), "
+        "but platform is local"
+    )
+
+
+@pytest.mark.parametrize("key", ["resources", "placementStrategy"])
+def test_ray_keys_are_only_for_ray(project: Path, key: str) -> None:
+    value = {"a": 1} if key == "resources" else "PACK"
+    message = error_of({"trialCommand": "x", "trainingService": {key: value}}, project)
+    assert message == f"exp.yaml: trainingService.{key}: only for platform ray, but platform is local"
+
+
+def test_bad_placement_strategy_names_the_allowed_ones(project: Path) -> None:
+    obj = {"trialCommand": "x", "trainingService": {"platform": "ray", "placementStrategy": "spread"}}
+    assert error_of(obj, project) == (
+        "exp.yaml: trainingService.placementStrategy: must be PACK or SPREAD, got 'spread' (a string)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({"a": 0}, "trainingService.resources.a: must be a number > 0"),
+        ({"a": "x"}, "trainingService.resources.a: must be a number > 0"),
+        ({"CPU": 2}, "trainingService.resources.CPU: give trialCpuNumber instead"),
+        ({"GPU": 1}, "trainingService.resources.GPU: give trialGpuNumber instead"),
+        ([1], "trainingService.resources: must be a mapping"),
+    ],
+)
+def test_bad_ray_resources_name_the_resource(project: Path, resources: Any, expected: str) -> None:
+    obj = {"trialCommand": "x", "trainingService": {"platform": "ray", "resources": resources}}
+    assert error_of(obj, project).startswith(f"exp.yaml: {expected}")

@@ -8,14 +8,17 @@ and creates nothing.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from manager.config import nni_v1
 from manager.config.schema import (
     DEFAULT_TUNER,
+    MAX_COUNT,
     ConfigError,
     ExperimentConfig,
     TrainingServiceConfig,
@@ -34,7 +37,13 @@ from trials.searchspace import SearchSpace
 _LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 #: Platforms a config may name that are not available yet -> why, for the message.
-_PLANNED_PLATFORMS = {"ray": "the Ray training service is planned"}
+_PLANNED_PLATFORMS: dict[str, str] = {}
+#: Ray's actor scheduling, by the names of its placement strategies.
+_PLACEMENT_STRATEGIES = ("PACK", "SPREAD")
+#: Ray refuses resource amounts finer than this.
+_RESOURCE_STEP = 0.0001
+#: Keys of trainingService that only the Ray platform reads.
+_RAY_ONLY = ("address", "resources", "placementStrategy")
 
 #: NNI v2 top-level keys (the canonical form).
 _V2_KEYS = (
@@ -46,6 +55,7 @@ _V2_KEYS = (
     "trialCodeDirectory",
     "trialConcurrency",
     "trialGpuNumber",
+    "trialCpuNumber",
     "maxTrialNumber",
     "maxExperimentDuration",
     "maxTrialDuration",
@@ -71,7 +81,16 @@ _UNSUPPORTED = {
     **nni_v1.UNSUPPORTED,
 }
 _TOP_KEYS = (*_V2_KEYS, *nni_v1.TRANSLATED, *_FALSE_ONLY, *_IGNORED, *_UNSUPPORTED)
-_SERVICE_KEYS = ("platform", "useActiveGpu", "maxTrialNumberPerGpu", "gpuIndices", "address", "reuseMode")
+_SERVICE_KEYS = (
+    "platform",
+    "useActiveGpu",
+    "maxTrialNumberPerGpu",
+    "gpuIndices",
+    "address",
+    "resources",
+    "placementStrategy",
+    "reuseMode",
+)
 #: Tuner keys: v2 spelling first; v1 spellings are renamed.
 _TUNER_V2 = ("name", "className", "codeDirectory", "classFileName", "classArgs")
 _TUNER_KEYS = (*_TUNER_V2, *nni_v1.TUNER_RENAMES, *nni_v1.TUNER_IGNORED)
@@ -200,6 +219,15 @@ class _Parser(ValueReader):
             entry = get(key)
             return None if entry is None else read(entry)
 
+        trial_gpu_number = optional("trialGpuNumber", lambda e: self.whole(e, 0)) or 0
+        trial_cpu_number = optional("trialCpuNumber", self.cpu_number)
+        service_config = self.training_service(service)
+        if trial_cpu_number is not None and service_config.platform == "local":
+            raise self.fail(
+                "trialCpuNumber",
+                "only for platform ray (local trials are not limited in CPUs), but platform is local",
+            )
+        cpus = 1.0 if trial_cpu_number is None else trial_cpu_number
         return ExperimentConfig(
             experiment_name=experiment_name,
             search_space_file=search_space_file,
@@ -208,12 +236,15 @@ class _Parser(ValueReader):
             trial_command=trial_command,
             trial_code_directory=trial_code_directory,
             trial_concurrency=optional("trialConcurrency", lambda e: self.whole(e, 1)) or 1,
-            trial_gpu_number=optional("trialGpuNumber", lambda e: self.whole(e, 0)) or 0,
+            trial_gpu_number=trial_gpu_number,
+            trial_cpu_number=cpus,
             max_trial_number=optional("maxTrialNumber", lambda e: self.whole(e, 1)),
             max_experiment_duration=optional("maxExperimentDuration", self.duration),
             max_trial_duration=optional("maxTrialDuration", self.duration),
             tuner=self.tuner(get("tuner")),
-            training_service=self.training_service(service),
+            training_service=replace(
+                service_config, trial_cpu_number=cpus, trial_gpu_number=trial_gpu_number
+            ),
         )
 
     def search_space_content(self, label: str, path: Path) -> None:
@@ -334,11 +365,18 @@ class _Parser(ValueReader):
         platform = "local" if (entry := service.get("platform")) is None else self.platform(entry)
         if (entry := service.get("reuseMode")) is not None:
             self.boolean(entry)
+        for key in _RAY_ONLY:
+            if (entry := service.get(key)) is not None and platform != "ray":
+                raise self.fail(entry.label, f"only for platform ray, but platform is {platform}")
         address = None
         if (entry := service.get("address")) is not None:
-            address = self.string(entry, allow_empty=False)
-            if platform != "ray":
-                raise self.fail(entry.label, f"only for platform ray, but platform is {platform}")
+            address = self.ray_address(entry)
+        resources = {} if (entry := service.get("resources")) is None else self.ray_resources(entry)
+        placement = "PACK"
+        if (entry := service.get("placementStrategy")) is not None:
+            if entry.value not in _PLACEMENT_STRATEGIES:
+                raise self.fail(entry.label, f"must be PACK or SPREAD, got {describe(entry.value)}")
+            placement = entry.value
         use_active = service.get("useActiveGpu")
         per_gpu = service.get("maxTrialNumberPerGpu")
         indices = service.get("gpuIndices")
@@ -348,7 +386,49 @@ class _Parser(ValueReader):
             max_trial_number_per_gpu=1 if per_gpu is None else self.whole(per_gpu, 1),
             gpu_indices=None if indices is None else self.gpu_indices(indices),
             address=address,
+            resources=resources,
+            placement_strategy=placement,
         )
+
+    def ray_address(self, entry: Entry) -> str:
+        """``auto``, ``host:port`` (the head's GCS) or ``ray://host:port`` (Ray Client)."""
+        address = self.string(entry, allow_empty=False).strip()
+        if address == "auto":
+            return address
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or "/" in host or not (port.isdigit() and port.isascii() and 0 < int(port) < 65536):
+            raise self.fail(
+                entry.label, f"must be auto, host:port or ray://host:port, got {describe(entry.value)}"
+            )
+        return address
+
+    def ray_resources(self, entry: Entry) -> dict[str, float]:
+        """Ray custom resources one trial needs: ``{name: amount}``, amounts > 0 in steps of 0.0001."""
+        section = self.mapping(entry.value, entry.label)
+        out: dict[str, float] = {}
+        for name, amount in section.items():
+            label = f"{entry.label}.{name}"
+            if not isinstance(name, str) or not name.strip():
+                raise self.fail(
+                    entry.label, f"resource names must be non-empty strings, got {describe(name)}"
+                )
+            if name in ("CPU", "GPU"):
+                raise self.fail(label, f"give trial{name.title()}Number instead")
+            out[name] = self.ray_amount(Entry(label, amount))
+        return out
+
+    def cpu_number(self, entry: Entry) -> float:
+        return self.ray_amount(entry)
+
+    def ray_amount(self, entry: Entry) -> float:
+        value = entry.value
+        allowed = "a number > 0 (fractions in steps of 0.0001)"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}")
+        steps = value / _RESOURCE_STEP
+        if value <= 0 or abs(steps - round(steps)) > 1e-6 or value > MAX_COUNT:
+            raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}")
+        return float(value)
 
     def platform(self, entry: Entry) -> str:
         """One of the training registry's platforms: the config is refused before the loop would be."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +64,22 @@ class TunerConfig:
 
 @dataclass(frozen=True)
 class TrainingServiceConfig:
-    """Where trials run and how they share GPUs."""
+    """Where trials run and how they share GPUs.
+
+    ``trial_cpu_number`` and ``trial_gpu_number`` are the top-level ``trialCpuNumber`` and
+    ``trialGpuNumber``, copied here because a service's factory sees only this section; they are
+    stored at the top level, not in this section's JSON.
+    """
 
     platform: str = "local"
     use_active_gpu: bool = False
     max_trial_number_per_gpu: int = 1
     gpu_indices: tuple[int, ...] | None = None
     address: str | None = None  # Ray cluster address (platform "ray" only)
+    resources: Mapping[str, float] = field(default_factory=dict)  # Ray custom resources per trial
+    placement_strategy: str = "PACK"  # Ray: PACK (fill a node first) or SPREAD
+    trial_cpu_number: float = field(default=1.0, compare=False)  # derived: not part of equality
+    trial_gpu_number: int = field(default=0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +88,8 @@ class TrainingServiceConfig:
             "maxTrialNumberPerGpu": self.max_trial_number_per_gpu,
             "gpuIndices": None if self.gpu_indices is None else list(self.gpu_indices),
             "address": self.address,
+            "resources": dict(self.resources),
+            "placementStrategy": self.placement_strategy,
         }
 
     @classmethod
@@ -90,6 +101,8 @@ class TrainingServiceConfig:
             max_trial_number_per_gpu=obj.get("maxTrialNumberPerGpu", 1),
             gpu_indices=None if indices is None else tuple(indices),
             address=obj.get("address"),
+            resources=dict(obj.get("resources") or {}),
+            placement_strategy=obj.get("placementStrategy", "PACK"),
         )
 
 
@@ -105,6 +118,7 @@ class ExperimentConfig:
     trial_code_directory: Path
     trial_concurrency: int = 1
     trial_gpu_number: int = 0
+    trial_cpu_number: float = 1.0
     max_trial_number: int | None = None
     max_experiment_duration: float | None = None
     max_trial_duration: float | None = None
@@ -127,6 +141,7 @@ class ExperimentConfig:
             "trialCodeDirectory": str(self.trial_code_directory),
             "trialConcurrency": self.trial_concurrency,
             "trialGpuNumber": self.trial_gpu_number,
+            "trialCpuNumber": self.trial_cpu_number,
             "maxTrialNumber": self.max_trial_number,
             "maxExperimentDuration": self.max_experiment_duration,
             "maxTrialDuration": self.max_trial_duration,
@@ -143,6 +158,8 @@ class ExperimentConfig:
         """
         try:
             space = obj.get("searchSpace")
+            service = TrainingServiceConfig.from_json(obj.get("trainingService") or {})
+            cpus, gpus = obj.get("trialCpuNumber", 1.0), obj.get("trialGpuNumber", 0)
             return cls(
                 experiment_name=obj.get("experimentName"),
                 search_space_file=_path(obj.get("searchSpaceFile")),
@@ -151,12 +168,13 @@ class ExperimentConfig:
                 trial_command=obj["trialCommand"],
                 trial_code_directory=Path(obj.get("trialCodeDirectory", ".")),
                 trial_concurrency=obj.get("trialConcurrency", 1),
-                trial_gpu_number=obj.get("trialGpuNumber", 0),
+                trial_gpu_number=gpus,
+                trial_cpu_number=cpus,
                 max_trial_number=obj.get("maxTrialNumber"),
                 max_experiment_duration=obj.get("maxExperimentDuration"),
                 max_trial_duration=obj.get("maxTrialDuration"),
                 tuner=TunerConfig.from_json(obj.get("tuner") or {"name": DEFAULT_TUNER}),
-                training_service=TrainingServiceConfig.from_json(obj.get("trainingService") or {}),
+                training_service=replace(service, trial_cpu_number=cpus, trial_gpu_number=gpus),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: not a stored experiment config ({one_line(exc)})") from None

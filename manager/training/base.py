@@ -73,12 +73,17 @@ class TrialExit:
 
     ``observed`` is False for a trial adopted after a daemon restart: it was not our child, so
     its exit status is unknown (exit code and signal None) and the caller decides by its result.
+
+    ``lost`` is True when the trial's machine or the service's agent on it died (a Ray node):
+    the trial did not fail by itself, its exit status is unknown, and ``reason`` names the
+    machine; the loop gives its place in ``maxTrialNumber`` back, as for a stop.
     """
 
     exit_code: int | None
     signal: int | None
     reason: str | None  # None for a clean exit, else "exit code N" or "killed by signal N"
     observed: bool = True
+    lost: bool = False
 
     @classmethod
     def unobserved(cls) -> TrialExit:

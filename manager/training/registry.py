@@ -37,7 +37,10 @@ class ServiceSettings:
 ServiceFactory = Callable[["TrainingServiceConfig", ServiceSettings], "TrainingService"]
 
 #: platform -> "module:callable" of its factory.
-_BUILTIN = {"local": "manager.training.local:create_local_service"}
+_BUILTIN = {
+    "local": "manager.training.local:create_local_service",
+    "ray": "manager.training.ray:create_ray_service",
+}
 _registered: dict[str, ServiceFactory] = {}
 
 

@@ -3,17 +3,23 @@
 Each test states one promise of :class:`manager.training.base.TrainingService` that the loop and
 recovery rely on. A harness per implementation turns a named behaviour ("succeeds", "fails",
 "hangs", "no_final") into a trial of that platform: a real Python process for ``local``, a
-script on a fast clock for ``simulated``. A new platform (Ray) joins by adding its harness.
+script on a fast clock for ``simulated``, a real process on a Ray cluster's node for ``ray``
+(only where ``NASCTL_RAY_ADDRESS`` names a running cluster: tests/ray/ starts one in a network
+namespace and sets it). A new platform joins by adding its harness.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import itertools
+import os
 import signal
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -105,9 +111,54 @@ class SimulatedHarness(_Specs):
         return self.make(behaviour)
 
 
-@pytest.fixture(params=["local", "simulated"])
+class RayHarness(LocalHarness):
+    """Trials on the Ray cluster at ``address``: the local harness's script, run by a node's actor.
+
+    Each test has its own experiment id, so actor names never meet; ``close`` ends whatever a
+    test left (a trial killed but never awaited keeps its actor and its CPU).
+    """
+
+    def __init__(self, root: Path, address: str) -> None:
+        super().__init__(root)
+        self.address = address
+        self.experiment_id = f"contract-{uuid.uuid4().hex[:8]}"
+
+    def service(self) -> TrainingService:
+        from manager.training.ray import RayTrainingService, connect
+
+        connect(self.address)
+        return RayTrainingService({"CPU": 1.0}, kill_grace=2.0)
+
+    def spec(self, behaviour: str) -> TrialSpec:
+        spec = super().spec(behaviour)
+        repo = str(Path(__file__).resolve().parents[2])  # the trial imports `trials` from here
+        return dataclasses.replace(spec, experiment_id=self.experiment_id, env={"PYTHONPATH": repo})
+
+    def close(self) -> None:
+        import ray
+
+        from manager.training.ray import NAMESPACE
+
+        for entry in ray.util.list_named_actors(all_namespaces=True):
+            if entry["namespace"] == NAMESPACE and entry["name"].startswith(self.experiment_id + "."):
+                actor = ray.get_actor(entry["name"], namespace=NAMESPACE)
+                with contextlib.suppress(Exception):  # already dead: nothing of it runs
+                    ray.get(actor.kill.remote(0.5), timeout=20)
+                ray.kill(actor, no_restart=True)
+
+
+RAY_ADDRESS = os.environ.get("NASCTL_RAY_ADDRESS")
+
+
+@pytest.fixture(params=["local", "simulated", *(["ray"] if RAY_ADDRESS else [])])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    yield LocalHarness(tmp_path) if request.param == "local" else SimulatedHarness(tmp_path)
+    if request.param == "ray":
+        assert RAY_ADDRESS is not None
+        ray_harness = RayHarness(tmp_path, RAY_ADDRESS)
+        yield ray_harness
+        ray_harness.close()
+    else:
+        yield LocalHarness(tmp_path) if request.param == "local" else SimulatedHarness(tmp_path)
 
 
 def run(coroutine: Coroutine[Any, Any, Any]) -> Any:

@@ -1,0 +1,621 @@
+"""The Ray training service: every trial is a process on a node of a Ray cluster.
+
+One detached actor per trial (:class:`manager.training.ray_runner.TrialRunner`, shipped by value
+so nasctl need not be installed on the nodes), named ``<experimentId>.<trialId>`` in namespace
+``nasctl``, with the trial's resources (``trialCpuNumber``, ``trialGpuNumber``,
+``trainingService.resources``). trialCodeDirectory travels zipped through Ray's object store
+(once per content; Ray's ``runtime_env`` working_dir takes a local folder only per job, i.e.
+per ``ray.init``, and one daemon serves many experiments). The actor starts the trial's process
+on its node and keeps its stdout, stderr and metrics.jsonl there; the
+cluster shares no filesystem, so a mirror task copies new bytes into the daemon's trial folder
+every :data:`MIRROR_SECONDS`. The copies have the local service's names, so ``read_metrics`` and
+the REST log routes read them as they would a local trial's. A copy's size is its offset into the
+node's file, so a daemon that restarts continues where the last one stopped: nothing lost or doubled.
+
+Recovery (docs/architecture.md, "Crash recovery") finds a trial by its actor's name alone.
+``find_launch`` asks the actor ``claim_unstarted``: True means no start ran nor ever will (the
+actor is killed so the name can be used again); else the actor knows its process. Once a trial
+has ended and its bytes are copied, the actor is killed (it holds its resources until then) and
+``.ray_launch.json`` in the trial folder keeps its identity, so a later ``find_launch`` still
+answers ENDED. Every service of a daemon shares one Ray connection: ``ray.init`` is per process.
+``import ray`` happens only here, when an experiment names ``platform: ray``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import socket
+import threading
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from manager.training import ray_runner
+from manager.training.base import (
+    FoundLaunch,
+    LaunchState,
+    MetricsChunk,
+    TrainingService,
+    TrialExit,
+    TrialProcess,
+    TrialSpec,
+)
+from manager.training.metric_channel import read_metrics_file
+from manager.training.registry import DEFAULT_KILL_GRACE, ServiceSettings
+from trials import env
+from trials.messages import one_line
+
+if TYPE_CHECKING:
+    from manager.config import TrainingServiceConfig
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "nasctl"
+MISSING_RAY = "trainingService.platform: ray needs Ray: pip install 'nasctl[ray]'"
+#: Seconds between two copies of a live trial's new bytes.
+MIRROR_SECONDS = 0.15
+#: Bytes of one stream fetched by one call.
+READ_LIMIT = 1 << 20
+#: How long connecting to a cluster (and a recovery's question to an actor) may take.
+CONNECT_SECONDS = 15.0
+ANSWER_SECONDS = 60.0
+#: How long a relaunch waits for a killed actor's name to become free.
+NAME_FREE_SECONDS = 15.0
+LAUNCH_FILE_NAME = ".ray_launch.json"
+SAME_PROCESS_TOLERANCE = 0.05
+STREAMS = (env.STDOUT_FILE_NAME, env.STDERR_FILE_NAME, env.METRICS_FILE_NAME)
+#: Trial code travels through the object store; more than this is data, not code.
+MAX_CODE_BYTES = 512 << 20
+_SKIPPED_CODE = {"__pycache__", ".git", ".hg", ".svn"}
+_PLACEMENT = {"PACK": "DEFAULT", "SPREAD": "SPREAD"}  # Ray's actor scheduling strategy by our name
+
+_connection_lock = threading.Lock()
+_copy_locks_guard = threading.Lock()
+_copy_locks: dict[Path, threading.Lock] = {}
+_connected_address: str | None = None
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(MISSING_RAY) from None
+    return ray
+
+
+def connect(address: str, timeout: float = CONNECT_SECONDS) -> Any:
+    """Connect this process to the cluster at ``address`` once; ValueError naming the field when
+    it cannot be reached in ``timeout`` s or another cluster is already connected. Blocking."""
+    global _connected_address
+    ray = _ray()
+    with _connection_lock:
+        if ray.is_initialized():
+            if _connected_address != address:
+                raise ValueError(
+                    f"trainingService.address: this daemon is connected to the Ray cluster at "
+                    f"{_connected_address}; one daemon serves one Ray cluster, got {address!r}"
+                )
+            return ray
+        _probe(address, timeout)
+        _register_runner_by_value()
+        failure: list[BaseException] = []
+
+        def init() -> None:
+            try:
+                ray.init(
+                    address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING
+                )
+            except BaseException as exc:  # handed to the caller's thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=init, name="ray-init", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise ValueError(
+                f"trainingService.address: the Ray cluster at {address!r} did not answer in {timeout:g} s"
+            )
+        if failure:
+            raise ValueError(
+                f"trainingService.address: cannot connect to the Ray cluster at {address!r}: {one_line(failure[0])}"
+            )
+        _connected_address = address
+        return ray
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail fast on a ``host:port`` (or ``ray://host:port``) where nothing listens."""
+    if address == "auto":
+        return
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(
+            f"trainingService.address: must be auto, host:port or ray://host:port, got {address!r}"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 5.0)).close()
+    except OSError as exc:
+        raise ValueError(
+            f"trainingService.address: cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}"
+        ) from None
+
+
+def _register_runner_by_value() -> None:
+    """Ship ray_runner's code with the actor class, so the nodes need no nasctl installed."""
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(ray_runner)
+
+
+def trial_resources(config: TrainingServiceConfig) -> dict[str, float]:
+    """What one trial asks of a node, in Ray's names (CPU, GPU, custom resources)."""
+    need: dict[str, float] = {"CPU": float(config.trial_cpu_number)}
+    if config.trial_gpu_number:
+        need["GPU"] = float(config.trial_gpu_number)
+    need.update({name: float(amount) for name, amount in config.resources.items()})
+    return need
+
+
+def check_resources(ray: Any, need: Mapping[str, float], address: str) -> None:
+    """ValueError unless some live node of the cluster can hold one trial."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    for node in nodes:
+        offered = node.get("Resources", {})
+        if all(offered.get(name, 0.0) >= amount for name, amount in need.items()):
+            return
+    asked = ", ".join(f"{name} {amount:g}" for name, amount in need.items())
+    offers = "; ".join(
+        f"{n.get('NodeManagerAddress')}: "
+        + ", ".join(
+            f"{k} {v:g}"
+            for k, v in sorted(n.get("Resources", {}).items())
+            if "node:" not in k and "memory" not in k
+        )
+        for n in nodes
+    )
+    raise ValueError(
+        f"trialCpuNumber/trialGpuNumber/trainingService.resources: no node of the Ray cluster at "
+        f"{address} has {asked} for one trial (nodes: {offers or 'none'})"
+    )
+
+
+def create_ray_service(config: TrainingServiceConfig, settings: ServiceSettings) -> RayTrainingService:
+    """The registry's factory for ``platform: ray``: connects, and checks a node fits one trial."""
+    address = config.address or "auto"
+    ray = connect(address)
+    need = trial_resources(config)
+    check_resources(ray, need, address)
+    return RayTrainingService(
+        need,
+        placement=config.placement_strategy,
+        kill_grace=settings.kill_grace,
+    )
+
+
+def actor_name(spec: TrialSpec) -> str:
+    return f"{spec.experiment_id}.{spec.trial_id}"
+
+
+@dataclass
+class _Trial:
+    spec: TrialSpec
+    actor: Any
+    process: TrialProcess
+    node_ip: str
+    via_shell: bool
+    adopted: bool
+    mirror: asyncio.Task[None] | None = None
+
+
+class RayTrainingService(TrainingService):
+    """Runs trials as processes on Ray nodes; see the module docstring."""
+
+    def __init__(
+        self,
+        resources: Mapping[str, float],
+        placement: str = "PACK",
+        kill_grace: float = DEFAULT_KILL_GRACE,
+        mirror_seconds: float = MIRROR_SECONDS,
+    ) -> None:
+        self.ray = _ray()
+        self.resources = dict(resources)
+        self.placement = placement
+        self.kill_grace = kill_grace
+        self.mirror_seconds = mirror_seconds
+        self._trials: dict[str, _Trial] = {}
+        self._actor_class: Any = None
+        self._packages: dict[tuple[Path, str], tuple[str, list[Any]]] = {}
+
+    async def _code_package(self, folder: Path) -> tuple[str, list[Any]]:
+        """(content hash, [ObjectRef of the zip]) of ``folder``, put in the object store once per content."""
+        signature = await asyncio.to_thread(_folder_signature, folder)
+        cached = self._packages.get((folder, signature))
+        if cached is None:
+            data, digest = await asyncio.to_thread(_zip_folder, folder)
+            ref = await asyncio.to_thread(self.ray.put, data)
+            cached = self._packages[(folder, signature)] = (digest, [ref])
+        return cached
+
+    # -- launch --------------------------------------------------------------------------------
+    async def submit(self, spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialProcess:
+        if spec.trial_id in self._trials:
+            raise RuntimeError(f"trial {spec.trial_id} is already running")
+        if not spec.working_dir.is_dir():
+            raise FileNotFoundError(f"trialCodeDirectory {spec.working_dir} does not exist")
+        parameter_json = json.dumps(dict(parameter), allow_nan=True)
+        await asyncio.to_thread(_fresh_trial_dir, spec.trial_dir, parameter_json)
+        actor = await self._create_actor(spec)
+        variables = {
+            **spec.env,
+            env.EXPERIMENT_ID: spec.experiment_id,
+            env.TRIAL_ID: spec.trial_id,
+            env.SEQUENCE_ID: str(spec.sequence_id),
+        }
+        try:
+            code = await self._code_package(spec.working_dir)
+            identity = await actor.start.remote(spec.command, variables, parameter_json, code)
+        except BaseException as exc:
+            await asyncio.shield(asyncio.to_thread(self._kill_actor, actor))
+            if isinstance(exc, Exception) and _is_ray_error(self.ray, exc):
+                raise RuntimeError(
+                    f"trial {spec.trial_id}: Ray could not start it: {one_line(exc)}"
+                ) from None
+            raise
+        trial = self._track(spec, actor, identity, adopted=False)
+        return trial.process
+
+    async def _create_actor(self, spec: TrialSpec) -> Any:
+        """A new actor for the trial; "already running" when one with its name has started it."""
+        name = actor_name(spec)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NAME_FREE_SECONDS
+        while True:
+            try:
+                return await asyncio.to_thread(self._new_actor, spec, name)
+            except ValueError as exc:  # the name is taken
+                if "already" not in str(exc) and "exists" not in str(exc):
+                    raise
+            existing = await self._lookup(spec)
+            if existing is not None:
+                with contextlib.suppress(Exception):
+                    if (await existing.state.remote())["state"] != ray_runner.NOT_STARTED:
+                        raise RuntimeError(f"trial {spec.trial_id} is already running (actor {name})")
+            if loop.time() > deadline:
+                raise RuntimeError(f"trial {spec.trial_id}: the Ray actor name {name} stays taken")
+            await asyncio.sleep(0.2)  # a killed actor's name is freed a moment later
+
+    def _new_actor(self, spec: TrialSpec, name: str) -> Any:
+        if self._actor_class is None:
+            self._actor_class = self.ray.remote(ray_runner.TrialRunner)
+        custom = {k: v for k, v in self.resources.items() if k not in ("CPU", "GPU")}
+        return self._actor_class.options(
+            name=name,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=False,
+            num_cpus=self.resources.get("CPU", 1.0),
+            num_gpus=self.resources.get("GPU", 0.0),
+            resources=custom,
+            scheduling_strategy=_PLACEMENT.get(self.placement, "DEFAULT"),
+            max_restarts=0,
+            max_task_retries=0,
+        ).remote(spec.experiment_id, spec.trial_id, self.kill_grace)
+
+    def _track(self, spec: TrialSpec, actor: Any, identity: Mapping[str, Any], adopted: bool) -> _Trial:
+        process = TrialProcess(spec.trial_id, int(identity["pid"]), float(identity["create_time"]))
+        trial = _Trial(
+            spec, actor, process, str(identity.get("node_ip")), bool(identity.get("via_shell")), adopted
+        )
+        self._trials[spec.trial_id] = trial
+        trial.mirror = asyncio.create_task(self._mirror(trial), name=f"ray-mirror-{spec.trial_id}")
+        return trial
+
+    # -- the end -------------------------------------------------------------------------------
+    async def wait(self, trial_id: str) -> TrialExit:
+        trial = self._trials[trial_id]
+        try:
+            code: int | None = await trial.actor.wait.remote()
+            lost: str | None = None
+        except Exception as exc:
+            if not _is_ray_error(self.ray, exc):
+                raise
+            code, lost = None, _lost_reason(trial.node_ip, exc)
+        await self._stop_mirror(trial)
+        with contextlib.suppress(Exception):
+            await self._copy(trial.spec, trial.actor)
+        self._trials.pop(trial_id, None)
+        await self._retire(trial.spec, trial.actor, trial.process, code)
+        if lost is not None:
+            return TrialExit(None, None, lost, lost=True)
+        if trial.adopted or code is None:
+            return TrialExit.unobserved()
+        return TrialExit.from_returncode(code, via_shell=trial.via_shell)
+
+    async def kill(self, trial_id: str, grace: float | None = None) -> None:
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            return
+        grace = self.kill_grace if grace is None else grace
+        try:
+            await trial.actor.kill.remote(grace)
+        except Exception as exc:
+            if not _is_ray_error(self.ray, exc):
+                raise
+            await asyncio.to_thread(self._kill_actor, trial.actor)  # the backstop: its node is gone anyway
+
+    # -- metrics and logs ------------------------------------------------------------------------
+    def read_metrics(self, spec: TrialSpec, offset: int, final: bool = False) -> MetricsChunk:
+        return read_metrics_file(spec.trial_dir / env.METRICS_FILE_NAME, offset, final)
+
+    async def _mirror(self, trial: _Trial) -> None:
+        while True:
+            await asyncio.sleep(self.mirror_seconds)
+            try:
+                await self._copy(trial.spec, trial.actor)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _is_ray_error(self.ray, exc):
+                    return  # wait() reports the actor's death
+                log.warning("trial %s: cannot copy its output: %s", trial.spec.trial_id, exc)
+
+    async def _copy(self, spec: TrialSpec, actor: Any) -> None:
+        await asyncio.to_thread(self._copy_blocking, spec.trial_dir, actor)
+
+    def _copy_blocking(self, trial_dir: Path, actor: Any) -> None:
+        """Append the node's new bytes to the daemon's copies (their sizes are the offsets).
+
+        One lock per trial folder for the whole process: two services of one daemon (a test's,
+        or recovery's next to a runner's) never append the same bytes twice.
+        """
+        with _copy_lock(trial_dir):
+            while True:
+                offsets = _sizes(trial_dir)
+                chunks = self.ray.get(actor.read_many.remote(offsets, READ_LIMIT), timeout=ANSWER_SECONDS)
+                if not any(chunks.values()):
+                    return
+                _append(trial_dir, chunks)
+                if all(len(data) < READ_LIMIT for data in chunks.values()):
+                    return
+
+    async def _stop_mirror(self, trial: _Trial) -> None:
+        if trial.mirror is not None:
+            trial.mirror.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await trial.mirror
+
+    # -- recovery ------------------------------------------------------------------------------
+    async def is_alive(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        state = await self._settle_state(spec)
+        if state is None or not _same(state.get("identity"), process):
+            return False
+        return state["state"] == ray_runner.RUNNING
+
+    async def adopt(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        if spec.trial_id in self._trials:
+            raise RuntimeError(f"trial {spec.trial_id} is already running")
+        state = await self._settle_state(spec)
+        if state is None or state["state"] != ray_runner.RUNNING or not _same(state["identity"], process):
+            return False
+        actor = await self._lookup(spec)
+        if actor is None:
+            return False
+        self._track(spec, actor, state["identity"], adopted=True)
+        return True
+
+    async def find_launch(self, spec: TrialSpec) -> FoundLaunch:
+        actor = await self._lookup(spec)
+        if actor is not None:
+            try:
+                claimed = await asyncio.wait_for(_awaitable(actor.claim_unstarted.remote()), ANSWER_SECONDS)
+            except Exception as exc:
+                if not _is_ray_error(self.ray, exc):
+                    raise
+                actor = None  # dead or dying: its launch file (if any) says what it did
+            else:
+                if claimed:
+                    await asyncio.to_thread(self._kill_actor, actor)
+                    return FoundLaunch(LaunchState.NOT_STARTED)
+        state = await self._settle_state(spec) if actor is not None else None
+        if state is not None and state["state"] == ray_runner.RUNNING:
+            identity = state["identity"]
+            return FoundLaunch(LaunchState.RUNNING, _process(spec, identity))
+        launched = await asyncio.to_thread(_read_launch_file, spec.trial_dir)
+        if launched is not None:
+            return FoundLaunch(LaunchState.ENDED, _process(spec, launched))
+        if actor is not None:
+            raise RuntimeError(
+                f"trial {spec.trial_id}: its Ray actor started it but cannot say how it stands"
+            )
+        return FoundLaunch(LaunchState.NOT_STARTED)
+
+    async def kill_stale(self, spec: TrialSpec, process: TrialProcess) -> bool:
+        actor = await self._lookup(spec)
+        state = await self._settle_state(spec)
+        if actor is None or state is None or state["state"] != ray_runner.RUNNING:
+            return False
+        if not _same(state["identity"], process):
+            return False
+        with contextlib.suppress(Exception):
+            await actor.kill.remote(self.kill_grace)
+        with contextlib.suppress(Exception):
+            await self._copy(spec, actor)
+        await self._retire(spec, actor, process, None)
+        return True
+
+    async def _settle_state(self, spec: TrialSpec) -> dict[str, Any] | None:
+        """The actor's state after copying its new bytes; an ended trial's actor is retired here
+        (the trial folder then answers for it). None when there is no live actor."""
+        actor = await self._lookup(spec)
+        if actor is None:
+            return None
+        try:
+            state: dict[str, Any] = await asyncio.wait_for(_awaitable(actor.state.remote()), ANSWER_SECONDS)
+            if state["state"] != ray_runner.NOT_STARTED and spec.trial_id not in self._trials:
+                await self._copy(spec, actor)
+        except Exception as exc:
+            if not _is_ray_error(self.ray, exc):
+                raise
+            return None
+        if state["state"] == ray_runner.ENDED and spec.trial_id not in self._trials:
+            identity = state["identity"]
+            await self._retire(spec, actor, _process(spec, identity), state.get("exit_code"))
+        return state
+
+    async def _retire(self, spec: TrialSpec, actor: Any, process: TrialProcess, code: int | None) -> None:
+        """Keep the launch's identity in the trial folder, then free the actor and its resources."""
+        await asyncio.to_thread(_write_launch_file, spec.trial_dir, process, code)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(_awaitable(actor.close.remote()), 10)
+        await asyncio.to_thread(self._kill_actor, actor)
+
+    async def _lookup(self, spec: TrialSpec) -> Any:
+        return await asyncio.to_thread(self._get_actor, actor_name(spec))
+
+    def _get_actor(self, name: str) -> Any:
+        try:
+            return self.ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:  # no such actor
+            return None
+
+    def _kill_actor(self, actor: Any) -> None:
+        with contextlib.suppress(Exception):
+            self.ray.kill(actor, no_restart=True)
+
+    async def close(self) -> None:
+        """Stop copying; the trials' actors stay (the caller kills trials first; recovery needs the rest)."""
+        for trial in list(self._trials.values()):
+            await self._stop_mirror(trial)
+
+
+def _is_ray_error(ray: Any, exc: BaseException) -> bool:
+    exceptions = ray.exceptions
+    kinds = tuple(
+        getattr(exceptions, name)
+        for name in ("RayActorError", "ActorDiedError", "ActorUnavailableError", "RayError")
+        if hasattr(exceptions, name)
+    )
+    return isinstance(exc, kinds)
+
+
+def _lost_reason(node_ip: str, exc: BaseException) -> str:
+    text = one_line(exc)
+    if "node" in text.lower() and ("died" in text.lower() or "dead" in text.lower()):
+        return f"node {node_ip} died"
+    return f"its Ray actor on node {node_ip} died: {text[:300]}"
+
+
+async def _awaitable(ref: Any) -> Any:
+    return await ref
+
+
+def _same(identity: Mapping[str, Any] | None, process: TrialProcess) -> bool:
+    return (
+        identity is not None
+        and int(identity["pid"]) == process.pid
+        and abs(float(identity["create_time"]) - process.create_time) <= SAME_PROCESS_TOLERANCE
+    )
+
+
+def _process(spec: TrialSpec, identity: Mapping[str, Any]) -> TrialProcess:
+    return TrialProcess(spec.trial_id, int(identity["pid"]), float(identity["create_time"]))
+
+
+def _fresh_trial_dir(trial_dir: Path, parameter_json: str) -> None:
+    """A launch (again) starts with empty copies and no launch file."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    (trial_dir / env.PARAMETER_FILE_NAME).write_text(parameter_json)
+    for name in STREAMS:
+        (trial_dir / name).write_bytes(b"")
+    (trial_dir / LAUNCH_FILE_NAME).unlink(missing_ok=True)
+
+
+def _code_files(folder: Path) -> list[Path]:
+    """The files of a trial code folder, in a stable order (caches and VCS metadata left out)."""
+    out = []
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        if any(part in _SKIPPED_CODE for part in parts) or not path.is_file():
+            continue
+        out.append(path)
+    return out
+
+
+def _folder_signature(folder: Path) -> str:
+    """Names, sizes and modification times: a cheap key for "the same content as before"."""
+    digest = hashlib.sha256()
+    for path in _code_files(folder):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def _zip_folder(folder: Path) -> tuple[bytes, str]:
+    """The folder as a zip (modes kept) and the hash of its content."""
+    buffer = io.BytesIO()
+    digest = hashlib.sha256()
+    total = 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in _code_files(folder):
+            name = str(path.relative_to(folder))
+            data = path.read_bytes()
+            total += len(data)
+            if total > MAX_CODE_BYTES:
+                raise ValueError(
+                    f"trialCodeDirectory {folder} holds more than {MAX_CODE_BYTES >> 20} MiB; "
+                    "a Ray trial gets it through the object store: keep data elsewhere"
+                )
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (path.stat().st_mode & 0o777) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+            digest.update(f"{name}\0{info.external_attr}\0{len(data)}\0".encode())
+            digest.update(data)
+    return buffer.getvalue(), digest.hexdigest()[:32]
+
+
+def _copy_lock(trial_dir: Path) -> threading.Lock:
+    with _copy_locks_guard:
+        return _copy_locks.setdefault(Path(trial_dir), threading.Lock())
+
+
+def _sizes(trial_dir: Path) -> dict[str, int]:
+    out = {}
+    for name in STREAMS:
+        try:
+            out[name] = (trial_dir / name).stat().st_size
+        except FileNotFoundError:
+            out[name] = 0
+    return out
+
+
+def _append(trial_dir: Path, chunks: Mapping[str, bytes]) -> None:
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in chunks.items():
+        if data:
+            with open(trial_dir / name, "ab") as file:
+                file.write(data)
+
+
+def _write_launch_file(trial_dir: Path, process: TrialProcess, code: int | None) -> None:
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    partial = trial_dir / (LAUNCH_FILE_NAME + ".tmp")
+    partial.write_text(
+        json.dumps({"pid": process.pid, "create_time": process.create_time, "exit_code": code})
+    )
+    partial.replace(trial_dir / LAUNCH_FILE_NAME)
+
+
+def _read_launch_file(trial_dir: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads((trial_dir / LAUNCH_FILE_NAME).read_text()))
+    except (OSError, ValueError):
+        return None
