@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import io
 import json
 import logging
 import socket
 import threading
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +45,16 @@ from manager.training.base import (
     TrialSpec,
 )
 from manager.training.metric_channel import read_metrics_file
+from manager.training.ray_files import (
+    append,
+    copy_lock,
+    folder_signature,
+    fresh_trial_dir,
+    read_launch_file,
+    sizes,
+    write_launch_file,
+    zip_folder,
+)
 from manager.training.registry import DEFAULT_KILL_GRACE, ServiceSettings
 from trials import env
 from trials.messages import one_line
@@ -68,17 +75,10 @@ CONNECT_SECONDS = 15.0
 ANSWER_SECONDS = 60.0
 #: How long a relaunch waits for a killed actor's name to become free.
 NAME_FREE_SECONDS = 15.0
-LAUNCH_FILE_NAME = ".ray_launch.json"
 SAME_PROCESS_TOLERANCE = 0.05
-STREAMS = (env.STDOUT_FILE_NAME, env.STDERR_FILE_NAME, env.METRICS_FILE_NAME)
-#: Trial code travels through the object store; more than this is data, not code.
-MAX_CODE_BYTES = 512 << 20
-_SKIPPED_CODE = {"__pycache__", ".git", ".hg", ".svn"}
 _PLACEMENT = {"PACK": "DEFAULT", "SPREAD": "SPREAD"}  # Ray's actor scheduling strategy by our name
 
 _connection_lock = threading.Lock()
-_copy_locks_guard = threading.Lock()
-_copy_locks: dict[Path, threading.Lock] = {}
 _connected_address: str | None = None
 
 
@@ -236,10 +236,10 @@ class RayTrainingService(TrainingService):
 
     async def _code_package(self, folder: Path) -> tuple[str, list[Any]]:
         """(content hash, [ObjectRef of the zip]) of ``folder``, put in the object store once per content."""
-        signature = await asyncio.to_thread(_folder_signature, folder)
+        signature = await asyncio.to_thread(folder_signature, folder)
         cached = self._packages.get((folder, signature))
         if cached is None:
-            data, digest = await asyncio.to_thread(_zip_folder, folder)
+            data, digest = await asyncio.to_thread(zip_folder, folder)
             ref = await asyncio.to_thread(self.ray.put, data)
             cached = self._packages[(folder, signature)] = (digest, [ref])
         return cached
@@ -251,7 +251,7 @@ class RayTrainingService(TrainingService):
         if not spec.working_dir.is_dir():
             raise FileNotFoundError(f"trialCodeDirectory {spec.working_dir} does not exist")
         parameter_json = json.dumps(dict(parameter), allow_nan=True)
-        await asyncio.to_thread(_fresh_trial_dir, spec.trial_dir, parameter_json)
+        await asyncio.to_thread(fresh_trial_dir, spec.trial_dir, parameter_json)
         actor = await self._create_actor(spec)
         variables = {
             **spec.env,
@@ -376,13 +376,13 @@ class RayTrainingService(TrainingService):
         One lock per trial folder for the whole process: two services of one daemon (a test's,
         or recovery's next to a runner's) never append the same bytes twice.
         """
-        with _copy_lock(trial_dir):
+        with copy_lock(trial_dir):
             while True:
-                offsets = _sizes(trial_dir)
+                offsets = sizes(trial_dir)
                 chunks = self.ray.get(actor.read_many.remote(offsets, READ_LIMIT), timeout=ANSWER_SECONDS)
                 if not any(chunks.values()):
                     return
-                _append(trial_dir, chunks)
+                append(trial_dir, chunks)
                 if all(len(data) < READ_LIMIT for data in chunks.values()):
                     return
 
@@ -428,7 +428,7 @@ class RayTrainingService(TrainingService):
         if state is not None and state["state"] == ray_runner.RUNNING:
             identity = state["identity"]
             return FoundLaunch(LaunchState.RUNNING, _process(spec, identity))
-        launched = await asyncio.to_thread(_read_launch_file, spec.trial_dir)
+        launched = await asyncio.to_thread(read_launch_file, spec.trial_dir)
         if launched is not None:
             return FoundLaunch(LaunchState.ENDED, _process(spec, launched))
         if actor is not None:
@@ -472,7 +472,7 @@ class RayTrainingService(TrainingService):
 
     async def _retire(self, spec: TrialSpec, actor: Any, process: TrialProcess, code: int | None) -> None:
         """Keep the launch's identity in the trial folder, then free the actor and its resources."""
-        await asyncio.to_thread(_write_launch_file, spec.trial_dir, process, code)
+        await asyncio.to_thread(write_launch_file, spec.trial_dir, process, code)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(_awaitable(actor.close.remote()), 10)
         await asyncio.to_thread(self._kill_actor, actor)
@@ -527,95 +527,3 @@ def _same(identity: Mapping[str, Any] | None, process: TrialProcess) -> bool:
 
 def _process(spec: TrialSpec, identity: Mapping[str, Any]) -> TrialProcess:
     return TrialProcess(spec.trial_id, int(identity["pid"]), float(identity["create_time"]))
-
-
-def _fresh_trial_dir(trial_dir: Path, parameter_json: str) -> None:
-    """A launch (again) starts with empty copies and no launch file."""
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / env.PARAMETER_FILE_NAME).write_text(parameter_json)
-    for name in STREAMS:
-        (trial_dir / name).write_bytes(b"")
-    (trial_dir / LAUNCH_FILE_NAME).unlink(missing_ok=True)
-
-
-def _code_files(folder: Path) -> list[Path]:
-    """The files of a trial code folder, in a stable order (caches and VCS metadata left out)."""
-    out = []
-    for path in sorted(folder.rglob("*")):
-        parts = path.relative_to(folder).parts
-        if any(part in _SKIPPED_CODE for part in parts) or not path.is_file():
-            continue
-        out.append(path)
-    return out
-
-
-def _folder_signature(folder: Path) -> str:
-    """Names, sizes and modification times: a cheap key for "the same content as before"."""
-    digest = hashlib.sha256()
-    for path in _code_files(folder):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
-    return digest.hexdigest()
-
-
-def _zip_folder(folder: Path) -> tuple[bytes, str]:
-    """The folder as a zip (modes kept) and the hash of its content."""
-    buffer = io.BytesIO()
-    digest = hashlib.sha256()
-    total = 0
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in _code_files(folder):
-            name = str(path.relative_to(folder))
-            data = path.read_bytes()
-            total += len(data)
-            if total > MAX_CODE_BYTES:
-                raise ValueError(
-                    f"trialCodeDirectory {folder} holds more than {MAX_CODE_BYTES >> 20} MiB; "
-                    "a Ray trial gets it through the object store: keep data elsewhere"
-                )
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = (path.stat().st_mode & 0o777) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data)
-            digest.update(f"{name}\0{info.external_attr}\0{len(data)}\0".encode())
-            digest.update(data)
-    return buffer.getvalue(), digest.hexdigest()[:32]
-
-
-def _copy_lock(trial_dir: Path) -> threading.Lock:
-    with _copy_locks_guard:
-        return _copy_locks.setdefault(Path(trial_dir), threading.Lock())
-
-
-def _sizes(trial_dir: Path) -> dict[str, int]:
-    out = {}
-    for name in STREAMS:
-        try:
-            out[name] = (trial_dir / name).stat().st_size
-        except FileNotFoundError:
-            out[name] = 0
-    return out
-
-
-def _append(trial_dir: Path, chunks: Mapping[str, bytes]) -> None:
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    for name, data in chunks.items():
-        if data:
-            with open(trial_dir / name, "ab") as file:
-                file.write(data)
-
-
-def _write_launch_file(trial_dir: Path, process: TrialProcess, code: int | None) -> None:
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    partial = trial_dir / (LAUNCH_FILE_NAME + ".tmp")
-    partial.write_text(
-        json.dumps({"pid": process.pid, "create_time": process.create_time, "exit_code": code})
-    )
-    partial.replace(trial_dir / LAUNCH_FILE_NAME)
-
-
-def _read_launch_file(trial_dir: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads((trial_dir / LAUNCH_FILE_NAME).read_text()))
-    except (OSError, ValueError):
-        return None

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -311,23 +311,22 @@ def _extract(data: bytes, folder: Path) -> None:
                 path.chmod(mode)
 
 
+def _worker_ray() -> Any:
+    """Ray, when this runs inside a Ray worker; None elsewhere (a unit test): calling Ray there
+    would start a local Ray instance."""
+    ray = sys.modules.get("ray")
+    return ray if ray is not None and ray.is_initialized() else None
+
+
 def _assigned_gpus() -> list[str]:
     """The GPUs Ray gave this actor ([] for num_gpus=0: Ray then leaves CUDA_VISIBLE_DEVICES unset)."""
-    try:
-        import ray
-
-        return [str(g) for g in ray.get_gpu_ids()]
-    except Exception:  # not inside Ray (a unit test): no GPUs
-        return []
+    ray = _worker_ray()
+    return [] if ray is None else [str(g) for g in ray.get_gpu_ids()]
 
 
 def _node_ip() -> str:
-    try:
-        import ray
-
-        return str(ray.util.get_node_ip_address())
-    except Exception:
-        return "127.0.0.1"
+    ray = _worker_ray()
+    return "127.0.0.1" if ray is None else str(ray.util.get_node_ip_address())
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -369,8 +368,3 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def identity_json(identity: dict[str, Any]) -> str:
-    """The identity as the daemon keeps it in the trial folder (small helper shared by both sides)."""
-    return json.dumps(identity, sort_keys=True)
