@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m nasctl.demo
 
+# One pytest run. Its Ray group (tests/test_ray_netns.py, ~1 min) runs a real Ray cluster inside a
+# network namespace: it needs root (or user namespaces) and fails without; NASCTL_SKIP_RAY=1 skips it.
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
