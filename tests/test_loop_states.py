@@ -49,6 +49,10 @@ def script(spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialScript:
         return TrialScript((Report(1.0, 0.1),), duration=duration)
     if what == "hang":
         return TrialScript((Report(1.0, 0.1),), duration=None)
+    if what == "lost":  # the first trial's machine dies; the others succeed
+        if spec.sequence_id == 0:
+            return TrialScript((Report(1.0, 0.1),), duration=duration, lost="node 10.0.0.7 died")
+        return TrialScript.succeeding(accuracy, intermediate=(0.1, 0.2), duration=duration)
     if what == "cannot-start":
         return TrialScript(start_error="No such file or directory: 'trian.py'")
     raise AssertionError(f"unknown behaviour {what!r}")
@@ -57,9 +61,10 @@ def script(spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialScript:
 class StallingService(SimulatedTrainingService):
     """``submit`` stops for good (the daemon dies there) before or after the cluster starts the trial."""
 
-    def __init__(self, cluster: SimulatedCluster, stall: str | None) -> None:
+    def __init__(self, cluster: SimulatedCluster, stall: str | None, assigns_gpus: bool = False) -> None:
         super().__init__(cluster)
         self.stall = stall
+        self.assigns_gpus = assigns_gpus
 
     async def submit(self, spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialProcess:
         if self.stall == "before_spawn":
@@ -80,6 +85,8 @@ class Lab:
     manager: ExperimentManager
     #: Where the next manager's service stalls a launch (see StallingService); None: nowhere.
     stall: str | None = None
+    #: The next manager's service hands out GPUs itself, as Ray does.
+    assigns_gpus: bool = False
 
     def new_manager(self) -> ExperimentManager:
         """A manager as a (re)started daemon opens it: same store, same cluster."""
@@ -88,7 +95,7 @@ class Lab:
             self.home,
             clock=self.cluster.clock,
             metric_poll_seconds=1.0,
-            services=lambda _config: StallingService(self.cluster, self.stall),
+            services=lambda _config: StallingService(self.cluster, self.stall, self.assigns_gpus),
         )
 
     async def create(self, command: str = "succeed", **overrides: Any) -> str:
@@ -425,6 +432,26 @@ async def test_a_tuner_that_fails_with_nothing_running_ends_in_error(lab: Lab) -
     assert await lab.finished(exp) is ExperimentStatus.ERROR
     assert "tuner generate_parameters(0) failed: 'no idea'" in lab.messages(exp, EventKind.ERROR)
     assert lab.trials(exp) == []
+
+
+@scenario
+async def test_a_trial_whose_machine_died_fails_with_the_reason_and_gives_its_place_back(lab: Lab) -> None:
+    exp = await lab.create("lost", maxTrialNumber=2)
+    assert await lab.finished(exp) is ExperimentStatus.DONE
+    trials = lab.trials(exp)
+    assert [(t.status, t.reason) for t in trials] == [
+        (TrialStatus.FAILED, "node 10.0.0.7 died"),
+        (TrialStatus.SUCCEEDED, None),
+        (TrialStatus.SUCCEEDED, None),
+    ]
+
+
+@scenario
+async def test_a_platform_that_assigns_gpus_itself_runs_gpu_trials_without_local_gpus(lab: Lab) -> None:
+    lab.assigns_gpus = True
+    lab.manager = lab.new_manager()
+    exp = await lab.create("succeed", trialGpuNumber=2, maxTrialNumber=1)
+    assert await lab.finished(exp) is ExperimentStatus.DONE
 
 
 # -- crash recovery ---------------------------------------------------------------------------

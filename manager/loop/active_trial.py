@@ -83,6 +83,9 @@ class ActiveTrial:
         """The trial's status from how its process ended and what it reported."""
         if self.ending is not None:
             return self.ending
+        if exit_.lost:  # its machine died, not the trial: the place in maxTrialNumber goes back
+            self.return_slot = True
+            return TrialEnd(TrialStatus.FAILED, exit_.reason)
         if not exit_.observed:  # adopted: its exit status is unknown, its result decides
             if not self.has_final:
                 return TrialEnd(TrialStatus.FAILED, NO_FINAL_ADOPTED)

@@ -107,11 +107,12 @@ class ExperimentManager:
         Raises ``ConfigError`` / ``SearchSpaceError`` / ``TunerError`` (all ValueErrors) with
         nothing created when the config, the search space, the tuner or the GPU request is bad.
         """
-        service = self.service_for(config)
+        service = await asyncio.to_thread(self.service_for, config)  # Ray's connects to its cluster
         try:
             space = load_search_space(config)
             check_tuner_config(config.tuner)
-            await self._check_gpus(config)
+            if not service.assigns_gpus:
+                await self._check_gpus(config)
             # The tuner is built (in the thread that will run it) before anything is stored, so a
             # tuner that cannot be imported or refuses the space is a 400 with nothing created.
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuner")
@@ -242,7 +243,8 @@ class ExperimentManager:
         runner = self.runners.get(record.id)
         if runner is None:
             config = ExperimentConfig.from_json(record.config)
-            runner = ExperimentRunner(self.runner_settings, record, config, self.service_for(config))
+            service = await asyncio.to_thread(self.service_for, config)
+            runner = ExperimentRunner(self.runner_settings, record, config, service)
             self.runners[record.id] = runner
         if fresh_tuner:
             runner.tuner.forget()  # rebuilt from the checkpoint (or the results) in the runner's thread
@@ -282,7 +284,7 @@ class ExperimentManager:
     async def _end_orphans(self, record: ExperimentRecord, reason: str) -> int:
         """Kill the trials of an experiment without a loop that an earlier daemon left."""
         config = ExperimentConfig.from_json(record.config)
-        service = self.service_for(config)
+        service = await asyncio.to_thread(self.service_for, config)
         try:
             return await recovery.end_orphans(self.store, service, config, record.id, reason)
         finally:

@@ -15,6 +15,7 @@ See docs/architecture.md, "Crash recovery".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -58,7 +59,7 @@ async def recover(store: Store, service_for: ServiceFor) -> list[str]:
     for record in store.experiments_with_status(UNFINISHED):
         try:
             config = ExperimentConfig.from_json(record.config)
-            service = service_for(config)
+            service = await asyncio.to_thread(service_for, config)  # may connect to a cluster
         except ValueError as exc:  # one unreadable experiment must not keep the daemon from starting
             log.error("experiment %s: cannot recover its trials: %s", record.id, exc)
             summary = f"daemon restarted: the experiment was stopped; its trials could not be checked: {exc}"

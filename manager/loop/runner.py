@@ -382,7 +382,7 @@ class ExperimentRunner:
         """Start ``active`` if its GPUs are free; else record why it waits."""
         gpus: tuple[int, ...] = ()
         count = self.config.trial_gpu_number
-        if count > 0:
+        if count > 0 and not self.service.assigns_gpus:
             allocator = self._gpus()
             allocated = await asyncio.to_thread(allocator.allocate, active.id, count)  # may run nvidia-smi
             if active.ending is not None or self._stop is not None:

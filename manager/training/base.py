@@ -142,6 +142,9 @@ class TrainingService(abc.ABC):
       releases what the service holds.
     """
 
+    #: The platform hands out GPUs itself (Ray): the loop's allocator of this machine's GPUs stays out.
+    assigns_gpus: bool = False
+
     @abc.abstractmethod
     async def submit(self, spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialProcess:
         """Write the packed ``parameter`` where the trial finds it, and start the trial."""

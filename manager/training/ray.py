@@ -218,6 +218,8 @@ class _Trial:
 class RayTrainingService(TrainingService):
     """Runs trials as processes on Ray nodes; see the module docstring."""
 
+    assigns_gpus = True  # Ray places a trial on a node with free GPUs and sets CUDA_VISIBLE_DEVICES
+
     def __init__(
         self,
         resources: Mapping[str, float],

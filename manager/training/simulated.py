@@ -56,6 +56,7 @@ class TrialScript:
 
     ``duration`` None: it runs until it is killed. ``start_error``: ``submit`` fails with it
     (a command that cannot start). ``stderr``: what it leaves in its stderr file on exit.
+    ``lost``: at the end its machine dies instead (a Ray node), with this reason.
     """
 
     reports: tuple[Report, ...] = ()
@@ -64,6 +65,7 @@ class TrialScript:
     signal: int | None = None
     stderr: str = ""
     start_error: str | None = None
+    lost: str | None = None
 
     @classmethod
     def succeeding(
@@ -154,7 +156,9 @@ class SimulatedCluster:
             await asyncio.Event().wait()  # runs until killed
         await asyncio.sleep(clock.real_seconds(max(0.0, script.duration - elapsed)))
         (trial.spec.trial_dir / env.STDERR_FILE_NAME).write_text(script.stderr)
-        if script.signal is not None:
+        if script.lost is not None:
+            self._end(trial, TrialExit(None, None, script.lost, lost=True))
+        elif script.signal is not None:
             self._end(trial, TrialExit.from_returncode(-script.signal))
         else:
             self._end(trial, TrialExit.from_returncode(script.exit_code))
