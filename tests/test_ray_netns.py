@@ -1,4 +1,4 @@
-"""Runs the Ray tests (tests/ray and the contract suite) inside their own network namespace.
+"""Runs the Ray tests (tests/ray_cluster and the contract suite) inside their own network namespace.
 
 Ray binds the machine's routable address even when told 127.0.0.1, and tests here listen on
 loopback only. So the Ray group runs under ``unshare``: a new network namespace with only ``lo``
@@ -24,7 +24,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SKIP_ENV = "NASCTL_SKIP_RAY"
-INNER_TESTS = ("tests/ray", "tests/contracts/test_training_service.py")
+INNER_TESTS = ("tests/ray_cluster", "tests/contracts/test_training_service.py")
 TIMEOUT_S = 600
 HOW_TO_SKIP = f"set {SKIP_ENV}=1 to skip the Ray tests on a machine without them"
 
@@ -84,4 +84,4 @@ def test_ray_group_passes_inside_its_own_network_namespace() -> None:
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "(no output)"
     assert done.returncode == 0, f"the Ray group failed in {took:.0f}s: {summary}"
     assert " passed" in summary, summary
-    assert "run only inside the network namespace" not in done.stdout, "tests/ray were skipped inside it"
+    assert "run only inside the network namespace" not in done.stdout, "tests/ray_cluster were skipped inside it"

@@ -1,5 +1,5 @@
 """The Ray training service without a cluster: what it costs a daemon that does not use it, its
-one-line errors, and the node-side runner on its own (tests/ray/ run it on a real cluster)."""
+one-line errors, and the node-side runner on its own (tests/ray_cluster/ run it on a real cluster)."""
 
 from __future__ import annotations
 

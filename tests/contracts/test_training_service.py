@@ -4,7 +4,7 @@ Each test states one promise of :class:`manager.training.base.TrainingService` t
 recovery rely on. A harness per implementation turns a named behaviour ("succeeds", "fails",
 "hangs", "no_final") into a trial of that platform: a real Python process for ``local``, a
 script on a fast clock for ``simulated``, a real process on a Ray cluster's node for ``ray``
-(only where ``NASCTL_RAY_ADDRESS`` names a running cluster: tests/ray/ starts one in a network
+(only where ``NASCTL_RAY_ADDRESS`` names a running cluster: tests/ray_cluster/ starts one in a network
 namespace and sets it). A new platform joins by adding its harness.
 """
 

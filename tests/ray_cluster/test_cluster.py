@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import psutil
 import pytest
-from cluster import RayCluster, is_loopback
+
+from ray_cluster.cluster import RayCluster, is_loopback
 
 
 def test_cluster_has_a_head_and_two_workers_with_their_resources(ray_cluster: RayCluster) -> None:

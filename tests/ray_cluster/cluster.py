@@ -3,7 +3,7 @@
 Why a namespace: Ray binds the machine's routable address even when told 127.0.0.1, and servers
 in tests listen on loopback only. ``tests/test_ray_netns.py`` therefore starts the Ray tests under
 ``unshare --net --pid --mount-proc`` with only ``lo`` up; this module refuses nothing by itself but
-is only imported there (``tests/ray/conftest.py`` skips the folder elsewhere).
+is only imported there (``tests/ray_cluster/conftest.py`` skips the folder elsewhere).
 
 The "nodes" are separate ``ray start`` invocations, each with its own ``--temp-dir``, so one node's
 raylet can be told apart from the others (by that path in its command line) and SIGKILLed on its

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import AUTH_ENV, NETNS_ENV, RayCluster, in_private_namespaces
+
+from ray_cluster.cluster import AUTH_ENV, NETNS_ENV, RayCluster, in_private_namespaces
 
 #: The contract suite's Ray harness (tests/contracts/test_training_service.py) reads this.
 ADDRESS_ENV = "NASCTL_RAY_ADDRESS"
