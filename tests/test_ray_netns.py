@@ -84,4 +84,6 @@ def test_ray_group_passes_inside_its_own_network_namespace() -> None:
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "(no output)"
     assert done.returncode == 0, f"the Ray group failed in {took:.0f}s: {summary}"
     assert " passed" in summary, summary
-    assert "run only inside the network namespace" not in done.stdout, "tests/ray_cluster were skipped inside it"
+    assert "run only inside the network namespace" not in done.stdout, (
+        "tests/ray_cluster were skipped inside it"
+    )
