@@ -273,7 +273,8 @@ async def test_max_experiment_duration_cancels_running_trials_and_ends_done(lab:
     assert [t.status for t in trials] == [TrialStatus.SYS_CANCELED] * 2
     assert {t.reason for t in trials} == {"experiment reached maxExperimentDuration 60 s"}
     assert lab.manager.get(exp).returned_slots == 0  # a deadline does not give places back
-    assert lab.manager.get(exp).elapsed == pytest.approx(60, abs=15)
+    # at the deadline, not long after (200 clock seconds are 1 real second: room for a busy machine)
+    assert 60 <= lab.manager.get(exp).elapsed <= 120
 
 
 @scenario
