@@ -97,10 +97,10 @@ def ray_config(
 class Served:
     """``python -m manager serve --home HOME``, and a REST client (``nasctl.client.Client``)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *args: str) -> None:
         self.home = home
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "manager", "serve", "--home", str(home)],
+            [sys.executable, "-m", "manager", "serve", "--home", str(home), *args],
             cwd=REPO,
             env=cli_env(home),
             stdout=subprocess.DEVNULL,
@@ -171,8 +171,8 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(home: Path) -> Iterator[Served]:
-    daemon = Served(home)
+def served(home: Path, *args: str) -> Iterator[Served]:
+    daemon = Served(home, *args)
     try:
         yield daemon
     finally:
