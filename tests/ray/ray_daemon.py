@@ -97,12 +97,12 @@ def ray_config(
 class Served:
     """``python -m manager serve --home HOME``, and a REST client (``nasctl.client.Client``)."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.home = home
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "manager", "serve", "--home", str(home), *args],
             cwd=REPO,
-            env=cli_env(home),
+            env={**cli_env(home), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -171,8 +171,8 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(home: Path, *args: str) -> Iterator[Served]:
-    daemon = Served(home, *args)
+def served(home: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    daemon = Served(home, *args, env=env)
     try:
         yield daemon
     finally:

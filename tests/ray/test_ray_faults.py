@@ -28,6 +28,7 @@ from ray_daemon import (
 )
 
 from bench.exactly_once import LEDGER_FILE, RUNS_FILE, check_exactly_once, experiment_config
+from nasctl.client import ClientError
 
 #: The exactly-once trial of bench/_counting_trial.py, with its "runs" line on stdout: the node's
 #: trial folder is not the daemon's, and stdout is what the daemon copies back.
@@ -88,7 +89,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def test_a_trial_whose_node_dies_fails_naming_it_and_its_place_goes_back(
     ray_cluster: Any, daemon: Served, code: Path
 ) -> None:
-    experiment_id = daemon.create(ray_config(code, ray_cluster.address, trials=3, concurrency=2, seconds=5, reports=3))
+    experiment_id = daemon.create(
+        ray_config(code, ray_cluster.address, trials=3, concurrency=2, seconds=5, reports=3)
+    )
     running = daemon.running(experiment_id, count=2)
     # Each node has 1 CPU: of two trials at once, at least one is on a worker node.
     victim = next(t for t in running if node_of(ray_cluster, daemon.log(experiment_id, t["id"])) != "head")
@@ -125,7 +128,9 @@ def test_a_resumed_daemon_readopts_running_trials_and_stores_each_metric_once(
     first = Served(home)
     try:
         experiment_id = first.create(config)
-        first.wait("a stored metric of two running trials", lambda: _two_running_with_metrics(first, experiment_id))
+        first.wait(
+            "a stored metric of two running trials", lambda: _two_running_with_metrics(first, experiment_id)
+        )
         first.kill9()
     except BaseException:
         first.stop()
@@ -155,7 +160,9 @@ def test_stop_and_max_trial_duration_leave_no_process_of_a_stubborn_trial_anywhe
     ray_cluster: Any, daemon: Served, code: Path
 ) -> None:
     command = f"{sys.executable} stubborn.py"
-    timed = daemon.create(ray_config(code, ray_cluster.address, 1, 1, trialCommand=command, maxTrialDuration=6))
+    timed = daemon.create(
+        ray_config(code, ray_cluster.address, 1, 1, trialCommand=command, maxTrialDuration=6)
+    )
     stopped = daemon.create(ray_config(code, ray_cluster.address, 1, 1, trialCommand=command))
     for experiment_id in (timed, stopped):
         daemon.wait(
@@ -183,14 +190,13 @@ class _OwnPortsCluster(RayCluster):
     def _args(self, spec: Any, temp_dir: Path, first: list[str]) -> list[str]:
         args = super()._args(spec, temp_dir, first)
         return [
-            a.replace("=20000", "=21000").replace("=20199", "=21199") if "worker-port" in a else a for a in args
+            a.replace("=20000", "=21000").replace("=20199", "=21199") if "worker-port" in a else a
+            for a in args
         ]
 
 
-def test_a_cluster_that_goes_away_ends_the_experiment_and_a_dead_address_is_refused_at_once(
-    ray_cluster: Any, code: Path, tmp_path: Path
-) -> None:
-    with served(tmp_path / "home", "--kill-grace", "1") as daemon:
+def test_an_address_where_nothing_listens_is_refused_at_once_in_one_line(code: Path, tmp_path: Path) -> None:
+    with served(tmp_path / "home") as daemon:  # a daemon not connected to any cluster yet
         (nobody,) = free_ports(1, set())
         dead = ray_config(code, f"127.0.0.1:{nobody}", trials=1, concurrency=1)
         (tmp_path / "dead.yaml").write_text(yaml.safe_dump(dead))
@@ -198,20 +204,38 @@ def test_a_cluster_that_goes_away_ends_the_experiment_and_a_dead_address_is_refu
         refused = nasctl(daemon.home, "create", "--config", str(tmp_path / "dead.yaml"))
         assert (refused.returncode, time.monotonic() - began < 10) == (2, True), refused
         assert len(refused.stderr.strip().splitlines()) == 1 and "trainingService.address" in refused.stderr
+        with pytest.raises(ClientError) as info:
+            daemon.create(dead)
+        assert 400 <= info.value.status < 500 and "cannot reach the Ray cluster" in str(info.value)
+        assert daemon.client.list_experiments() == []
 
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: the daemon's Ray driver exits the whole daemon (status 1) once the cluster's "
+    "GCS is unreachable for gcs_rpc_server_reconnect_timeout_s (60 s), and until then the trial's "
+    "wait() hangs: the experiment never ends",
+)
+def test_a_cluster_that_goes_away_ends_the_experiment_and_the_daemon_lives(
+    code: Path, tmp_path: Path
+) -> None:
+    # 10 s instead of Ray's 60 s before its driver gives up on the GCS: the same end, sooner.
+    with served(
+        tmp_path / "home", "--kill-grace", "1", env={"RAY_gcs_rpc_server_reconnect_timeout_s": "10"}
+    ) as daemon:
         cluster = _OwnPortsCluster(HEAD, workers=())
+        experiment_id = ""
         try:
             cluster.start()
-            experiment_id = daemon.create(ray_config(code, cluster.address, trials=3, concurrency=1, seconds=60))
+            experiment_id = daemon.create(
+                ray_config(code, cluster.address, trials=3, concurrency=1, seconds=60)
+            )
             daemon.running(experiment_id)
-            gone_at = time.monotonic()
             cluster.stop()
-            experiment = daemon.wait_status(experiment_id, FINISHED, timeout=90)
-            took = time.monotonic() - gone_at
+            experiment = daemon.wait_status(experiment_id, FINISHED, timeout=45)
         finally:
             cluster.stop()
             kill_experiment_processes(experiment_id)
         records = daemon.trials(experiment_id)
-        print(f"cluster gone -> experiment {experiment['status']} in {took:.1f}s: {experiment.get('error')}; "
-              f"{[(t['status'], t.get('reason')) for t in records]}")
-        assert all(t["status"] != "RUNNING" for t in records)
+        assert experiment["status"] in ("DONE", "ERROR")
+        assert all(t["status"] == "FAILED" and "gone" in (t.get("reason") or "") for t in records), records
