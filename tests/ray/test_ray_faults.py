@@ -116,10 +116,10 @@ def test_a_trial_whose_node_dies_fails_naming_it_and_its_place_goes_back(
 def test_a_resumed_daemon_readopts_running_trials_and_stores_each_metric_once(
     ray_cluster: Any, code: Path, tmp_path: Path
 ) -> None:
-    trials, reports = 4, 6
-    config = experiment_config(tmp_path, trials=trials, concurrency=2, reports=reports, interval=0.3)
+    trials, reports = 4, 8  # 8 x 1 s: the first two still run when the next daemon resumes
+    config = experiment_config(tmp_path, trials=trials, concurrency=2, reports=reports, interval=1.0)
     config.update(
-        trialCommand=f"{sys.executable} counting.py --reports {reports} --interval 0.3",
+        trialCommand=f"{sys.executable} counting.py --reports {reports} --interval 1.0",
         trialCodeDirectory=str(code),
         trialCpuNumber=0.5,
         trainingService={"platform": "ray", "address": ray_cluster.address},
