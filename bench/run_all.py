@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 #: Not benchmarks, or run by hand: a base revision to compare against; the crash stress
-#: (``make crash-stress``; ``make test`` runs 10 rounds); pieces the others import.
-BY_HAND = {"compare_revisions.py", "crash_stress.py", "exactly_once.py"}
+#: (``make crash-stress``; ``make test`` runs 10 rounds); pieces the others import; the Ray
+#: overhead (it runs a cluster in a network namespace: root or user namespaces).
+BY_HAND = {"compare_revisions.py", "crash_stress.py", "exactly_once.py", "ray_overhead.py"}
 
 
 def main() -> int:

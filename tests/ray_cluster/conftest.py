@@ -9,6 +9,7 @@ without being imported (so a plain ``pytest`` never starts Ray, and never import
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,14 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
 def pytest_configure(config: pytest.Config) -> None:
     if in_private_namespaces() and not config.pluginmanager.has_plugin(_ClusterPlugin.name):
         config.pluginmanager.register(_ClusterPlugin(), _ClusterPlugin.name)
+
+
+def _disconnect_this_process() -> None:
+    """``ray.shutdown()`` when a test connected this process to the cluster (``connect``): Ray's
+    driver, once its GCS is gone, turns the interpreter's exit status into 1 at exit."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 class _ClusterPlugin:
@@ -71,4 +80,5 @@ class _ClusterPlugin:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+            _disconnect_this_process()  # a driver left connected to a stopped cluster exits 1
             cluster.stop(sweep=True)  # session end: ray stop --force too, safe in the PID namespace
