@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Mapping
@@ -55,6 +56,7 @@ from manager.training.ray_files import (
     write_launch_file,
     zip_folder,
 )
+from manager.training.ray_watch import DRIVER_PATIENCE_ENV, DRIVER_PATIENCE_SECONDS, ClusterWatch
 from manager.training.registry import DEFAULT_KILL_GRACE, ServiceSettings
 from trials import env
 from trials.messages import one_line
@@ -80,6 +82,7 @@ _PLACEMENT = {"PACK": "DEFAULT", "SPREAD": "SPREAD"}  # Ray's actor scheduling s
 
 _connection_lock = threading.Lock()
 _connected_address: str | None = None
+_gcs_address: str | None = None  # the head's host:port, whatever address the config gave
 
 
 def _ray() -> Any:
@@ -93,7 +96,7 @@ def _ray() -> Any:
 def connect(address: str, timeout: float = CONNECT_SECONDS) -> Any:
     """Connect this process to the cluster at ``address`` once; ValueError naming the field when
     it cannot be reached in ``timeout`` s or another cluster is already connected. Blocking."""
-    global _connected_address
+    global _connected_address, _gcs_address
     ray = _ray()
     with _connection_lock:
         if ray.is_initialized():
@@ -105,6 +108,8 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Any:
             return ray
         _probe(address, timeout)
         _register_runner_by_value()
+        # Ray's driver would end the whole daemon once the head is away for 60 s: ClusterWatch decides
+        os.environ[DRIVER_PATIENCE_ENV] = str(DRIVER_PATIENCE_SECONDS)
         failure: list[BaseException] = []
 
         def init() -> None:
@@ -127,6 +132,7 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Any:
                 f"trainingService.address: cannot connect to the Ray cluster at {address!r}: {one_line(failure[0])}"
             )
         _connected_address = address
+        _gcs_address = ray.get_runtime_context().gcs_address
         return ray
 
 
@@ -197,6 +203,7 @@ def create_ray_service(config: TrainingServiceConfig, settings: ServiceSettings)
         need,
         placement=config.placement_strategy,
         kill_grace=settings.kill_grace,
+        watch=ClusterWatch(_gcs_address or address, address),
     )
 
 
@@ -226,8 +233,10 @@ class RayTrainingService(TrainingService):
         placement: str = "PACK",
         kill_grace: float = DEFAULT_KILL_GRACE,
         mirror_seconds: float = MIRROR_SECONDS,
+        watch: ClusterWatch | None = None,
     ) -> None:
         self.ray = _ray()
+        self.watch = watch
         self.resources = dict(resources)
         self.placement = placement
         self.kill_grace = kill_grace
@@ -250,6 +259,10 @@ class RayTrainingService(TrainingService):
     async def submit(self, spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialProcess:
         if spec.trial_id in self._trials:
             raise RuntimeError(f"trial {spec.trial_id} is already running")
+        if self.watch is not None:
+            if self.watch.gone is not None:
+                raise RuntimeError(self.watch.gone)
+            self.watch.start()
         if not spec.working_dir.is_dir():
             raise FileNotFoundError(f"trialCodeDirectory {spec.working_dir} does not exist")
         parameter_json = json.dumps(dict(parameter), allow_nan=True)
@@ -323,8 +336,18 @@ class RayTrainingService(TrainingService):
     # -- the end -------------------------------------------------------------------------------
     async def wait(self, trial_id: str) -> TrialExit:
         trial = self._trials[trial_id]
+        ended = asyncio.ensure_future(_awaitable(trial.actor.wait.remote()))
+        if self.watch is not None:
+            gone = asyncio.ensure_future(self.watch.wait_gone())
+            await asyncio.wait({ended, gone}, return_when=asyncio.FIRST_COMPLETED)
+            gone.cancel()
+            if not ended.done():  # no call reaches the cluster now: let the trial go as lost
+                ended.cancel()
+                await self._stop_mirror(trial)
+                self._trials.pop(trial_id, None)
+                return TrialExit(None, None, self.watch.gone, lost=True)
         try:
-            code: int | None = await trial.actor.wait.remote()
+            code: int | None = await ended
             lost: str | None = None
         except Exception as exc:
             if not _is_ray_error(self.ray, exc):
@@ -343,7 +366,7 @@ class RayTrainingService(TrainingService):
 
     async def kill(self, trial_id: str, grace: float | None = None) -> None:
         trial = self._trials.get(trial_id)
-        if trial is None:
+        if trial is None or (self.watch is not None and self.watch.gone is not None):
             return
         grace = self.kill_grace if grace is None else grace
         try:
@@ -410,6 +433,8 @@ class RayTrainingService(TrainingService):
         actor = await self._lookup(spec)
         if actor is None:
             return False
+        if self.watch is not None:
+            self.watch.start()
         self._track(spec, actor, state["identity"], adopted=True)
         return True
 
@@ -496,6 +521,8 @@ class RayTrainingService(TrainingService):
         """Stop copying; the trials' actors stay (the caller kills trials first; recovery needs the rest)."""
         for trial in list(self._trials.values()):
             await self._stop_mirror(trial)
+        if self.watch is not None:
+            await self.watch.close()
 
 
 def _is_ray_error(ray: Any, exc: BaseException) -> bool:
