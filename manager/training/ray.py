@@ -56,7 +56,13 @@ from manager.training.ray_files import (
     write_launch_file,
     zip_folder,
 )
-from manager.training.ray_watch import DRIVER_PATIENCE_ENV, DRIVER_PATIENCE_SECONDS, ClusterWatch
+from manager.training.ray_watch import (
+    DRIVER_PATIENCE_ENV,
+    DRIVER_PATIENCE_SECONDS,
+    PROBE_SECONDS,
+    ClusterWatch,
+    reachable,
+)
 from manager.training.registry import DEFAULT_KILL_GRACE, ServiceSettings
 from trials import env
 from trials.messages import one_line
@@ -336,23 +342,23 @@ class RayTrainingService(TrainingService):
     # -- the end -------------------------------------------------------------------------------
     async def wait(self, trial_id: str) -> TrialExit:
         trial = self._trials[trial_id]
-        ended = asyncio.ensure_future(_awaitable(trial.actor.wait.remote()))
-        if self.watch is not None:
-            gone = asyncio.ensure_future(self.watch.wait_gone())
-            await asyncio.wait({ended, gone}, return_when=asyncio.FIRST_COMPLETED)
-            gone.cancel()
-            if not ended.done():  # no call reaches the cluster now: let the trial go as lost
-                ended.cancel()
-                await self._stop_mirror(trial)
-                self._trials.pop(trial_id, None)
-                return TrialExit(None, None, self.watch.gone, lost=True)
+        code: int | None = None
+        lost: str | None = None
         try:
-            code: int | None = await ended
-            lost: str | None = None
+            code = await self._end_or_gone(trial)
         except Exception as exc:
             if not _is_ray_error(self.ray, exc):
                 raise
-            code, lost = None, _lost_reason(trial.node_ip, exc)
+            lost = _lost_reason(trial.node_ip, exc)
+            if self.watch is not None and not await asyncio.to_thread(
+                reachable, self.watch.gcs_address, PROBE_SECONDS
+            ):  # the head is away too: no call would come back; wait for the watch's verdict
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.watch.wait_gone(), self.watch.gone_seconds + 5)
+        if self.watch is not None and self.watch.gone is not None:  # touch nothing of Ray now
+            await self._stop_mirror(trial)
+            self._trials.pop(trial_id, None)
+            return TrialExit(None, None, self.watch.gone, lost=True)
         await self._stop_mirror(trial)
         with contextlib.suppress(Exception):
             await self._copy(trial.spec, trial.actor)
@@ -363,6 +369,19 @@ class RayTrainingService(TrainingService):
         if trial.adopted or code is None:
             return TrialExit.unobserved()
         return TrialExit.from_returncode(code, via_shell=trial.via_shell)
+
+    async def _end_or_gone(self, trial: _Trial) -> int | None:
+        """The trial's exit code, or None as soon as the watch finds the cluster gone."""
+        ended = asyncio.ensure_future(_awaitable(trial.actor.wait.remote()))
+        if self.watch is None:
+            return await ended
+        gone = asyncio.ensure_future(self.watch.wait_gone())
+        await asyncio.wait({ended, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not ended.done():
+            ended.cancel()
+            return None
+        return await ended
 
     async def kill(self, trial_id: str, grace: float | None = None) -> None:
         trial = self._trials.get(trial_id)
