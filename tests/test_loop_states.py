@@ -66,9 +66,17 @@ class StallingService(SimulatedTrainingService):
         self.stall = stall
         self.assigns_gpus = assigns_gpus
 
+    #: With stall "no_room", submits wait until this is set, and why_waiting says so.
+    room = asyncio.Event()
+
+    async def why_waiting(self, spec: TrialSpec) -> str | None:
+        return "no node has room" if self.stall == "no_room" else None
+
     async def submit(self, spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialProcess:
         if self.stall == "before_spawn":
             await asyncio.Event().wait()
+        if self.stall == "no_room":
+            await self.room.wait()
         process = await super().submit(spec, parameter)
         if self.stall == "after_spawn":
             await asyncio.Event().wait()
@@ -453,6 +461,19 @@ async def test_a_platform_that_assigns_gpus_itself_runs_gpu_trials_without_local
     lab.manager = lab.new_manager()
     exp = await lab.create("succeed", trialGpuNumber=2, maxTrialNumber=1)
     assert await lab.finished(exp) is ExperimentStatus.DONE
+
+
+@scenario
+async def test_a_trial_the_platform_has_no_room_for_says_why_it_waits(lab: Lab) -> None:
+    StallingService.room = asyncio.Event()
+    lab.stall = "no_room"
+    lab.manager = lab.new_manager()
+    exp = await lab.create("succeed", maxTrialNumber=1)
+    await lab.until(lambda: any(t.waiting_reason == "no node has room" for t in lab.trials(exp)), timeout=10)
+    assert lab.trials(exp)[0].status is TrialStatus.WAITING
+    StallingService.room.set()
+    assert await lab.finished(exp) is ExperimentStatus.DONE
+    assert lab.trials(exp)[0].waiting_reason is None  # cleared once it runs
 
 
 # -- crash recovery ---------------------------------------------------------------------------

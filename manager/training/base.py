@@ -138,8 +138,8 @@ class TrainingService(abc.ABC):
       started it. ``find_launch`` answers for a trial whether ``submit`` started it (it runs, or
       ran and ended: with its :class:`TrialProcess`) or provably never ran any of its code, not
       even now (then ``submit`` may start it again, and its metric channel starts empty).
-    - Optional: ``trim_logs`` keeps a trial's logs within the service's size limit; ``close``
-      releases what the service holds.
+    - Optional: ``why_waiting`` says why a submitted trial waits for room; ``trim_logs`` keeps a
+      trial's logs within the service's size limit; ``close`` releases what the service holds.
     """
 
     #: The platform hands out GPUs itself (Ray): the loop's allocator of this machine's GPUs stays out.
@@ -176,6 +176,11 @@ class TrainingService(abc.ABC):
     @abc.abstractmethod
     async def kill_stale(self, spec: TrialSpec, process: TrialProcess) -> bool:
         """End a trial an earlier daemon started, if it still runs; True when there was one."""
+
+    async def why_waiting(self, spec: TrialSpec) -> str | None:
+        """Optional: why a trial whose ``submit`` has not returned yet does not run (a platform
+        with no room for it now); asked every few seconds while it waits. None: no reason known."""
+        return None
 
     def trim_logs(self, spec: TrialSpec) -> tuple[str, ...]:
         """Keep the trial's logs within bounds; returns one note per log that was cut."""

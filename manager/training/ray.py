@@ -383,6 +383,21 @@ class RayTrainingService(TrainingService):
             return None
         return await ended
 
+    async def why_waiting(self, spec: TrialSpec) -> str | None:
+        if self.watch is not None and self.watch.gone is not None:
+            return self.watch.gone
+        return await asyncio.to_thread(self._why_waiting)
+
+    def _why_waiting(self) -> str | None:
+        """What one trial asks against what the whole cluster has free now (Ray holds the actor)."""
+        try:
+            free = self.ray.available_resources()
+        except Exception as exc:  # any failure to answer is the reason itself
+            return f"the Ray cluster does not answer: {one_line(exc)[:200]}"
+        asked = ", ".join(f"{name} {amount:g}" for name, amount in self.resources.items())
+        has = ", ".join(f"{name} {free.get(name, 0.0):g}" for name in self.resources)
+        return f"waiting for a Ray node with {asked} free (free in the whole cluster now: {has})"
+
     async def kill(self, trial_id: str, grace: float | None = None) -> None:
         trial = self._trials.get(trial_id)
         if trial is None or (self.watch is not None and self.watch.gone is not None):

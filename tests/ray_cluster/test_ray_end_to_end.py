@@ -89,3 +89,22 @@ def test_pinned_trials_run_on_their_node_and_cpu_trials_see_no_gpu(
     shown = nasctl(daemon.home, "log", "stdout", items[0]["id"], "--experiment", pinned_id)
     assert shown.returncode == 0, shown.stderr
     assert field(shown.stdout, "NODE_DIR") == str(ray_cluster.nodes["node_a"].temp_dir)
+
+
+def test_a_trial_without_room_on_the_cluster_says_why_it_waits(
+    ray_cluster: Any, daemon: Served, code: Path
+) -> None:
+    # one node has 2 GPUs: the second trial that asks for both waits for the first
+    config = ray_config(code, ray_cluster.address, trials=2, concurrency=2, seconds=4, trialGpuNumber=2)
+    config["trialCpuNumber"] = 0.5
+    experiment_id = daemon.create(config)
+
+    def waiting_reason() -> str | None:
+        waiting = [t for t in daemon.trials(experiment_id) if t["status"] == "WAITING"]
+        return waiting[0].get("waitingReason") if waiting else None
+
+    reason = daemon.wait("a waiting trial with a reason", waiting_reason, timeout=30)
+    assert "GPU 2" in reason and "free" in reason, reason
+    status = nasctl(daemon.home, "status", experiment_id)
+    assert status.returncode == 0 and "GPU 2" in status.stdout, status.stdout
+    check_complete(daemon, experiment_id, trials=2, reports=2)
