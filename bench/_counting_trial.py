@@ -1,7 +1,8 @@
 """The trial of the exactly-once checks: it leaves one line per run, then reports like a real one.
 
 The ``runs`` line comes first, before any result, so a process the daemon lost track of (and
-started again) is counted even when it is killed or its results are never stored. No torch:
+started again) is counted even when it is killed or its results are never stored. It goes to
+stdout too: on a Ray node the trial folder is the node's, and stdout is what comes back. No torch:
 a trial starts as fast as Python does, which keeps a crash-stress round short.
 """
 
@@ -17,11 +18,13 @@ parser.add_argument("--interval", type=float, default=0.05, help="seconds betwee
 args = parser.parse_args()
 
 runs = os.path.join(os.environ["NASCTL_TRIAL_DIR"], "runs")
+run = f"{os.getpid()} {time.time():.6f}"
 fd = os.open(runs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 try:
-    os.write(fd, f"{os.getpid()} {time.time():.6f}\n".encode())
+    os.write(fd, f"{run}\n".encode())
 finally:
     os.close(fd)
+print(run, flush=True)
 
 parameters = trials.get_next_parameter()
 score = sum(value["_idx"] for value in parameters.values()) / 100

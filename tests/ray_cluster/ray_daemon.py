@@ -10,7 +10,6 @@ above it: on one machine every node has the same hostname) and which GPUs it see
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from reliability.helpers import REPO, cli_env, read_manager_file
+from reliability.helpers import REPO, cli_env, end_daemon, read_manager_file
 
 from nasctl.client import Client
 
@@ -156,18 +155,11 @@ class Served:
 
     def kill9(self) -> None:
         self.client.close()
-        self.proc.kill()
-        self.proc.wait(timeout=10)
+        end_daemon(self.proc, crash=True)
 
     def stop(self) -> None:
         self.client.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        end_daemon(self.proc)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ whole cluster goes away, and an address where nothing listens."""
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import textwrap
 import time
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.exactly_once import LEDGER_FILE, RUNS_FILE, check_exactly_once, experiment_config
+from bench.exactly_once import COUNTING_TRIAL, LEDGER_FILE, RUNS_FILE, check_exactly_once, experiment_config
 from nasctl.client import ClientError
 from ray_cluster.cluster import HEAD, RayCluster, free_ports
 from ray_cluster.ray_daemon import (
@@ -30,25 +31,8 @@ from ray_cluster.ray_daemon import (
     write_probe,
 )
 
-#: The exactly-once trial of bench/_counting_trial.py, with its "runs" line on stdout: the node's
-#: trial folder is not the daemon's, and stdout is what the daemon copies back.
-COUNTING_TRIAL = """
-    import argparse, os, time
-    import trials
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reports", type=int, default=3)
-    parser.add_argument("--interval", type=float, default=0.05)
-    args = parser.parse_args()
-    print(f"{os.getpid()} {time.time():.6f}", flush=True)
-    parameters = trials.get_next_parameter()
-    score = sum(value["_idx"] for value in parameters.values()) / 100
-    for step in range(args.reports):
-        time.sleep(args.interval)
-        trials.report_intermediate_result(score * (step + 1) / (args.reports + 1))
-    time.sleep(args.interval)
-    trials.report_final_result(score)
-"""
+#: bench/_counting_trial.py writes its "runs" line to stdout too: the node's trial folder is not
+#: the daemon's, and stdout is what the daemon copies back.
 RUN_LINE = re.compile(r"^\d+ \d+\.\d+$")
 
 #: Ignores SIGTERM, and leaves a grandchild (also deaf to SIGTERM) in a session of its own whose
@@ -75,7 +59,7 @@ STUBBORN_TRIAL = """
 @pytest.fixture(scope="module")
 def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = write_probe(tmp_path_factory.mktemp("faults-code"))
-    (folder / "counting.py").write_text(textwrap.dedent(COUNTING_TRIAL))
+    shutil.copy(COUNTING_TRIAL, folder / "counting.py")
     (folder / "stubborn.py").write_text(textwrap.dedent(STUBBORN_TRIAL))
     return folder
 

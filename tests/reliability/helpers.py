@@ -127,18 +127,24 @@ class ServedDaemon:
     def kill9(self) -> None:
         """A crash: SIGKILL, nothing cleaned up (manager.json stays, trials live on)."""
         self.client.close()
-        self.proc.kill()
-        self.proc.wait(timeout=10)
+        end_daemon(self.proc, crash=True)
 
     def stop(self) -> None:
         self.client.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        end_daemon(self.proc)
+
+
+def end_daemon(proc: subprocess.Popen[str], crash: bool = False) -> None:
+    """SIGKILL (a crash: nothing cleaned up, trials live on), or SIGTERM and up to a minute."""
+    if proc.poll() is None and not crash:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    proc.kill()
+    proc.wait(timeout=10)
 
 
 def client_for(info: dict[str, Any]) -> httpx.Client:
