@@ -130,13 +130,13 @@ def connect(address: str, timeout: float = CONNECT_SECONDS) -> Any:
         worker.start()
         worker.join(timeout)
         if worker.is_alive():
-            raise ValueError(
-                f"trainingService.address: the Ray cluster at {address!r} did not answer in {timeout:g} s"
+            raise ValueError(  # its port answers (_probe): it did not let the daemon in
+                f"trainingService.address: the Ray cluster at {address!r} did not let the daemon "
+                f"connect in {timeout:g} s; with token authentication, the daemon's token is wrong "
+                "or its RAY_AUTH_MODE is not the cluster's"
             )
         if failure:
-            raise ValueError(
-                f"trainingService.address: cannot connect to the Ray cluster at {address!r}: {one_line(failure[0])}"
-            )
+            raise ValueError(_connect_failure(address, failure[0]))
         _connected_address = address
         _gcs_address = ray.get_runtime_context().gcs_address
         return ray
@@ -158,6 +158,23 @@ def _probe(address: str, timeout: float) -> None:
         raise ValueError(
             f"trainingService.address: cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}"
         ) from None
+
+
+def _connect_failure(address: str, exc: BaseException) -> str:
+    """One line for a cluster that answers but refuses the daemon (Ray 2.60: a missing token is an
+    AuthenticationError; a wrong one, or token mode on one side only, a plain ConnectionError)."""
+    text = one_line(exc)
+    if type(exc).__name__ == "AuthenticationError":
+        return (
+            f"trainingService.address: the Ray cluster at {address!r} asks for a token and the daemon "
+            "has none: start the daemon with RAY_AUTH_MODE=token and the cluster's token in "
+            "RAY_AUTH_TOKEN_PATH, RAY_AUTH_TOKEN or ~/.ray/auth_token"
+        )
+    return (
+        f"trainingService.address: the Ray cluster at {address!r} refused the daemon ({text}); "
+        "if the cluster uses token authentication, the daemon's token is wrong or its RAY_AUTH_MODE "
+        "is not the cluster's"
+    )
 
 
 def _register_runner_by_value() -> None:

@@ -138,8 +138,15 @@ class RayCluster:
     call twice and after a failed start.
     """
 
-    def __init__(self, head: NodeSpec = HEAD, workers: Sequence[NodeSpec] = WORKERS) -> None:
+    def __init__(
+        self,
+        head: NodeSpec = HEAD,
+        workers: Sequence[NodeSpec] = WORKERS,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``env``: added to every node's and driver's environment (e.g. token authentication)."""
         self.specs = (head, *workers)
+        self.env = {**node_env(), **(env or {})}
         # Short on purpose: Ray's unix sockets live under it and their paths must stay < 108 bytes.
         self.root = Path(tempfile.mkdtemp(prefix="nasray-", dir="/tmp"))
         self._ports: set[int] = set()
@@ -219,7 +226,7 @@ class RayCluster:
         self._temp_dirs[spec.name] = temp_dir
         return subprocess.Popen(
             ray_command(*self._args(spec, temp_dir, first)),
-            env=node_env(),
+            env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -265,7 +272,7 @@ class RayCluster:
         script += textwrap.dedent(body)
         out = subprocess.run(
             [sys.executable, "-c", script],
-            env=node_env(),
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -377,7 +384,7 @@ class RayCluster:
         if sweep and in_private_namespaces():
             subprocess.run(
                 ray_command("stop", "--force"),
-                env=node_env(),
+                env=self.env,
                 capture_output=True,
                 text=True,
                 timeout=timeout,

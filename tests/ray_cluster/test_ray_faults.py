@@ -227,3 +227,45 @@ def test_a_cluster_that_goes_away_ends_the_experiment_and_the_daemon_lives(
         records = daemon.trials(experiment_id)  # the daemon still answers
         assert experiment["status"] in ("DONE", "ERROR")
         assert all(t["status"] == "FAILED" and "gone" in (t.get("reason") or "") for t in records), records
+
+
+@pytest.fixture
+def token_cluster(tmp_path: Path) -> Iterator[tuple[RayCluster, Path]]:
+    """A head that asks every driver for its token (Ray's token authentication), and the token."""
+    token = tmp_path / "auth_token"
+    token.write_text("nasctl-test-token-0123456789abcdef0123456789abcdef\n")
+    cluster = _OwnPortsCluster(
+        HEAD, workers=(), env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    )
+    try:
+        cluster.start()
+        yield cluster, token
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.parametrize("token", ["missing", "wrong"])
+def test_a_cluster_that_wants_a_token_refuses_a_daemon_without_the_right_one_in_one_line(
+    token_cluster: tuple[RayCluster, Path], code: Path, tmp_path: Path, token: str
+) -> None:
+    cluster, _ = token_cluster
+    env = {"RAY_AUTH_MODE": "token", "HOME": str(tmp_path)}  # no ~/.ray/auth_token there
+    if token == "wrong":
+        env["RAY_AUTH_TOKEN"] = "not-the-cluster-token-0123456789abcdef0123456789"
+    with served(tmp_path / "home", env=env) as daemon:
+        with pytest.raises(ClientError) as info:
+            daemon.create(ray_config(code, cluster.address, trials=1, concurrency=1))
+        assert 400 <= info.value.status < 500, info.value
+        message = str(info.value)
+        assert "trainingService.address" in message and "token" in message and "\n" not in message
+        assert daemon.client.list_experiments() == []
+
+
+def test_a_daemon_with_the_cluster_token_runs_trials_on_it(
+    token_cluster: tuple[RayCluster, Path], code: Path, tmp_path: Path
+) -> None:
+    cluster, token = token_cluster
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "HOME": str(tmp_path)}
+    with served(tmp_path / "home", env=env) as daemon:
+        experiment_id = daemon.create(ray_config(code, cluster.address, trials=1, concurrency=1, seconds=0.5))
+        assert daemon.wait_status(experiment_id, FINISHED, timeout=90)["status"] == "DONE"
