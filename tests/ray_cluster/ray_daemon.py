@@ -171,18 +171,6 @@ def served(home: Path, *args: str, env: dict[str, str] | None = None) -> Iterato
         daemon.stop()
 
 
-def nasctl(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it, on the daemon of ``home`` (started if none runs)."""
-    return subprocess.run(
-        [sys.executable, "-m", "nasctl.cli", *args],
-        env=cli_env(home),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def field(log: str, name: str) -> str:
     """The value of ``NAME=value`` in a probe's stdout."""
     for line in log.splitlines():

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
+from reliability.helpers import nasctl
 
-from ray_cluster.ray_daemon import Served, field, nasctl, node_of, ray_config, served, write_probe
+from ray_cluster.ray_daemon import Served, field, node_of, ray_config, served, write_probe
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from reliability.helpers import nasctl
 
 from bench.exactly_once import COUNTING_TRIAL, LEDGER_FILE, RUNS_FILE, check_exactly_once, experiment_config
 from nasctl.client import ClientError
@@ -23,7 +24,6 @@ from ray_cluster.ray_daemon import (
     FINISHED,
     Served,
     kill_experiment_processes,
-    nasctl,
     node_of,
     ray_config,
     served,
