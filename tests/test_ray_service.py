@@ -81,7 +81,7 @@ def test_the_runner_ships_by_value_to_a_python_without_nasctl() -> None:
     pytest.importorskip("ray")
     from ray import cloudpickle
 
-    from manager.training.ray import _register_runner_by_value
+    from manager.training.ray_connect import _register_runner_by_value
 
     _register_runner_by_value()
     blob = cloudpickle.dumps(ray_runner.TrialRunner).hex()

@@ -35,6 +35,7 @@ from manager.loop.active_trial import ActiveTrial, TrialEnd, TrialPhase, stored_
 from manager.loop.ending import StopRequest, room_left, seconds_text
 from manager.loop.errors import InvalidState
 from manager.loop.follow import TrialFollower
+from manager.loop.launch import packed_parameter, submit_telling_why_it_waits
 from manager.loop.recovery import resolve_launch, settle_unwatched
 from manager.loop.tuner_session import TunerSession, TunerState
 from manager.store import KEEP, EventKind, ExperimentRecord, StorageError, Store, now_ms
@@ -47,8 +48,6 @@ log = logging.getLogger(__name__)
 
 #: A trial waiting for a GPU looks again this often, since other programs free GPUs silently.
 GPU_RETRY_SECONDS = 5.0
-#: While a platform has no room for a submitted trial, how often to ask it why (real seconds).
-WAITING_CHECK_SECONDS = 2.0
 #: When the database refuses to record how an experiment ended, try again after these pauses
 #: (a full disk may be cleaned up, a read-only mount remounted), then give up.
 STATUS_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
@@ -415,13 +414,6 @@ class ExperimentRunner:
 
     async def _run_trial(self, active: ActiveTrial) -> None:
         spec = self._spec(active)
-        record = active.record
-        packed = {
-            "parameter_id": record.parameter_id,
-            "parameter_source": "algorithm",
-            "parameters": dict(record.parameters),
-            "parameter_index": 0,
-        }
         try:
             # committed before anything starts: a crash from here on leaves a launch to find
             await self.store.call(self.store.mark_trial_launching, active.id, gpus=active.gpus)
@@ -430,10 +422,10 @@ class ExperimentRunner:
             await self._close_trial(active, TrialEnd(TrialStatus.SYS_CANCELED, str(exc)))
             return
         crash_point("launch.before_spawn")
-        submitting = asyncio.ensure_future(self.service.submit(spec, packed))
-        reporter = asyncio.create_task(self._report_waiting(active, spec, submitting))
         try:
-            process = await submitting
+            process = await submit_telling_why_it_waits(
+                self.store, self.service, active, spec, packed_parameter(active.record)
+            )
         except Exception as exc:  # the next trial would fail the same way: stop the experiment
             reason = f"cannot start the trial: {exc}"
             with contextlib.suppress(StorageError):
@@ -441,8 +433,6 @@ class ExperimentRunner:
             self._request_stop(StopRequest(ExperimentStatus.ERROR, TrialStatus.SYS_CANCELED, reason))
             await self._close_trial(active, TrialEnd(TrialStatus.FAILED, reason))
             return
-        finally:
-            reporter.cancel()
         crash_point("launch.after_spawn")
         try:
             await self.store.call(
@@ -458,21 +448,6 @@ class ExperimentRunner:
         if active.ending is not None:  # canceled while it was starting
             await self.service.kill(active.id)
         await self._watch_trial(active, spec)
-
-    async def _report_waiting(
-        self, active: ActiveTrial, spec: TrialSpec, submitting: asyncio.Future[Any]
-    ) -> None:
-        """While the platform has no room for a submitted trial, keep its waiting reason current."""
-        while not submitting.done():
-            await asyncio.sleep(WAITING_CHECK_SECONDS)
-            try:
-                reason = await self.service.why_waiting(spec)
-            except Exception:  # a reason is a courtesy: its failure must not touch the launch
-                log.debug("trial %s: why_waiting failed", active.id, exc_info=True)
-                continue
-            if reason is not None and reason != active.waiting_reason and not submitting.done():
-                active.waiting_reason = reason
-                await self.store.call(self.store.set_waiting_reason, active.id, reason)
 
     async def _watch_trial(self, active: ActiveTrial, spec: TrialSpec) -> None:
         """Follow a started (or adopted) trial to its end, then record it; never raises."""

@@ -17,8 +17,9 @@ Recovery (docs/architecture.md, "Crash recovery") finds a trial by its actor's n
 actor is killed so the name can be used again); else the actor knows its process. Once a trial
 has ended and its bytes are copied, the actor is killed (it holds its resources until then) and
 ``.ray_launch.json`` in the trial folder keeps its identity, so a later ``find_launch`` still
-answers ENDED. Every service of a daemon shares one Ray connection: ``ray.init`` is per process.
-``import ray`` happens only here, when an experiment names ``platform: ray``.
+answers ENDED. Every service of a daemon shares one Ray connection (``ray.init`` is per process:
+:mod:`manager.training.ray_connect`); a :class:`~manager.training.ray_watch.ClusterWatch` tells
+when the cluster is gone. Ray is imported only for an experiment that names ``platform: ray``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,14 @@ from manager.training.base import (
     TrialSpec,
 )
 from manager.training.metric_channel import read_metrics_file
+from manager.training.ray_connect import (
+    NAMESPACE,
+    check_resources,
+    connect,
+    connected_gcs_address,
+    import_ray,
+    trial_resources,
+)
 from manager.training.ray_files import (
     append,
     copy_lock,
@@ -56,13 +62,7 @@ from manager.training.ray_files import (
     write_launch_file,
     zip_folder,
 )
-from manager.training.ray_watch import (
-    DRIVER_PATIENCE_ENV,
-    DRIVER_PATIENCE_SECONDS,
-    PROBE_SECONDS,
-    ClusterWatch,
-    reachable,
-)
+from manager.training.ray_watch import PROBE_SECONDS, ClusterWatch, reachable
 from manager.training.registry import DEFAULT_KILL_GRACE, ServiceSettings
 from trials import env
 from trials.messages import one_line
@@ -72,148 +72,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "nasctl"
-MISSING_RAY = "trainingService.platform: ray needs Ray: pip install 'nasctl[ray]'"
 #: Seconds between two copies of a live trial's new bytes.
 MIRROR_SECONDS = 0.15
 #: Bytes of one stream fetched by one call.
 READ_LIMIT = 1 << 20
-#: How long connecting to a cluster (and a recovery's question to an actor) may take.
-CONNECT_SECONDS = 15.0
+#: How long a recovery's question to an actor may take.
 ANSWER_SECONDS = 60.0
 #: How long a relaunch waits for a killed actor's name to become free.
 NAME_FREE_SECONDS = 15.0
 SAME_PROCESS_TOLERANCE = 0.05
 _PLACEMENT = {"PACK": "DEFAULT", "SPREAD": "SPREAD"}  # Ray's actor scheduling strategy by our name
-
-_connection_lock = threading.Lock()
-_connected_address: str | None = None
-_gcs_address: str | None = None  # the head's host:port, whatever address the config gave
-
-
-def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ValueError(MISSING_RAY) from None
-    return ray
-
-
-def connect(address: str, timeout: float = CONNECT_SECONDS) -> Any:
-    """Connect this process to the cluster at ``address`` once; ValueError naming the field when
-    it cannot be reached in ``timeout`` s or another cluster is already connected. Blocking."""
-    global _connected_address, _gcs_address
-    ray = _ray()
-    with _connection_lock:
-        if ray.is_initialized():
-            if _connected_address != address:
-                raise ValueError(
-                    f"trainingService.address: this daemon is connected to the Ray cluster at "
-                    f"{_connected_address}; one daemon serves one Ray cluster, got {address!r}"
-                )
-            return ray
-        _probe(address, timeout)
-        _register_runner_by_value()
-        # Ray's driver would end the whole daemon once the head is away for 60 s: ClusterWatch decides
-        os.environ[DRIVER_PATIENCE_ENV] = str(DRIVER_PATIENCE_SECONDS)
-        failure: list[BaseException] = []
-
-        def init() -> None:
-            try:
-                ray.init(
-                    address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING
-                )
-            except BaseException as exc:  # handed to the caller's thread
-                failure.append(exc)
-
-        worker = threading.Thread(target=init, name="ray-init", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
-            raise ValueError(  # its port answers (_probe): it did not let the daemon in
-                f"trainingService.address: the Ray cluster at {address!r} did not let the daemon "
-                f"connect in {timeout:g} s; with token authentication, the daemon's token is wrong "
-                "or its RAY_AUTH_MODE is not the cluster's"
-            )
-        if failure:
-            raise ValueError(_connect_failure(address, failure[0]))
-        _connected_address = address
-        _gcs_address = ray.get_runtime_context().gcs_address
-        return ray
-
-
-def _probe(address: str, timeout: float) -> None:
-    """Fail fast on a ``host:port`` (or ``ray://host:port``) where nothing listens."""
-    if address == "auto":
-        return
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(
-            f"trainingService.address: must be auto, host:port or ray://host:port, got {address!r}"
-        )
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 5.0)).close()
-    except OSError as exc:
-        raise ValueError(
-            f"trainingService.address: cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}"
-        ) from None
-
-
-def _connect_failure(address: str, exc: BaseException) -> str:
-    """One line for a cluster that answers but refuses the daemon (Ray 2.60: a missing token is an
-    AuthenticationError; a wrong one, or token mode on one side only, a plain ConnectionError)."""
-    text = one_line(exc)
-    if type(exc).__name__ == "AuthenticationError":
-        return (
-            f"trainingService.address: the Ray cluster at {address!r} asks for a token and the daemon "
-            "has none: start the daemon with RAY_AUTH_MODE=token and the cluster's token in "
-            "RAY_AUTH_TOKEN_PATH, RAY_AUTH_TOKEN or ~/.ray/auth_token"
-        )
-    return (
-        f"trainingService.address: the Ray cluster at {address!r} refused the daemon ({text}); "
-        "if the cluster uses token authentication, the daemon's token is wrong or its RAY_AUTH_MODE "
-        "is not the cluster's"
-    )
-
-
-def _register_runner_by_value() -> None:
-    """Ship ray_runner's code with the actor class, so the nodes need no nasctl installed."""
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(ray_runner)
-
-
-def trial_resources(config: TrainingServiceConfig) -> dict[str, float]:
-    """What one trial asks of a node, in Ray's names (CPU, GPU, custom resources)."""
-    need: dict[str, float] = {"CPU": float(config.trial_cpu_number)}
-    if config.trial_gpu_number:
-        need["GPU"] = float(config.trial_gpu_number)
-    need.update({name: float(amount) for name, amount in config.resources.items()})
-    return need
-
-
-def check_resources(ray: Any, need: Mapping[str, float], address: str) -> None:
-    """ValueError unless some live node of the cluster can hold one trial."""
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    for node in nodes:
-        offered = node.get("Resources", {})
-        if all(offered.get(name, 0.0) >= amount for name, amount in need.items()):
-            return
-    asked = ", ".join(f"{name} {amount:g}" for name, amount in need.items())
-    offers = "; ".join(
-        f"{n.get('NodeManagerAddress')}: "
-        + ", ".join(
-            f"{k} {v:g}"
-            for k, v in sorted(n.get("Resources", {}).items())
-            if "node:" not in k and "memory" not in k
-        )
-        for n in nodes
-    )
-    raise ValueError(
-        f"trialCpuNumber/trialGpuNumber/trainingService.resources: no node of the Ray cluster at "
-        f"{address} has {asked} for one trial (nodes: {offers or 'none'})"
-    )
 
 
 def create_ray_service(config: TrainingServiceConfig, settings: ServiceSettings) -> RayTrainingService:
@@ -226,7 +94,7 @@ def create_ray_service(config: TrainingServiceConfig, settings: ServiceSettings)
         need,
         placement=config.placement_strategy,
         kill_grace=settings.kill_grace,
-        watch=ClusterWatch(_gcs_address or address, address),
+        watch=ClusterWatch(connected_gcs_address() or address, address),
     )
 
 
@@ -258,7 +126,7 @@ class RayTrainingService(TrainingService):
         mirror_seconds: float = MIRROR_SECONDS,
         watch: ClusterWatch | None = None,
     ) -> None:
-        self.ray = _ray()
+        self.ray = import_ray()
         self.watch = watch
         self.resources = dict(resources)
         self.placement = placement

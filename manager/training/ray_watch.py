@@ -24,12 +24,22 @@ GONE_SECONDS = 10.0
 PROBE_SECONDS = 1.0
 
 
+def host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for anything else."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
 def reachable(address: str, timeout: float) -> bool:
     """True when something accepts a TCP connection at ``host:port``."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    target = host_port(address)
+    if target is None:
+        return False
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except (OSError, ValueError):
+        socket.create_connection(target, timeout=timeout).close()
+    except OSError:
         return False
     return True
 

@@ -124,7 +124,8 @@ class RayHarness(LocalHarness):
         self.experiment_id = f"contract-{uuid.uuid4().hex[:8]}"
 
     def service(self) -> TrainingService:
-        from manager.training.ray import RayTrainingService, connect
+        from manager.training.ray import RayTrainingService
+        from manager.training.ray_connect import connect
 
         connect(self.address)
         return RayTrainingService({"CPU": 1.0}, kill_grace=2.0)
@@ -137,7 +138,7 @@ class RayHarness(LocalHarness):
     def close(self) -> None:
         import ray
 
-        from manager.training.ray import NAMESPACE
+        from manager.training.ray_connect import NAMESPACE
 
         for entry in ray.util.list_named_actors(all_namespaces=True):
             if entry["namespace"] == NAMESPACE and entry["name"].startswith(self.experiment_id + "."):

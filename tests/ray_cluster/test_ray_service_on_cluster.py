@@ -19,7 +19,8 @@ import pytest
 
 from manager.config import TrainingServiceConfig
 from manager.training.base import LaunchState, TrialSpec
-from manager.training.ray import RayTrainingService, actor_name, connect, create_ray_service
+from manager.training.ray import RayTrainingService, actor_name, create_ray_service
+from manager.training.ray_connect import connect
 from manager.training.registry import ServiceSettings
 
 REPO = Path(__file__).resolve().parents[2]
