@@ -82,7 +82,8 @@ class OneShotTrainer(abc.ABC):
       can); the base raises ``UnsupportedChoiceError`` at construction. ``prepare_validation()``
       applies the decision that the epoch-end validation measures. ``algorithm_state()`` and
       ``load_algorithm_state(state)`` carry what the algorithm owns beyond the model and its
-      optimizer into the checkpoint.
+      optimizer into the checkpoint; on resume it is restored before the model and optimizer,
+      so it may rebuild them. ``progress_note()`` adds words to the progress line.
 
     Arguments shared by every trainer: ``train_data`` and ``valid_data`` are iterables of
     ``(inputs, targets)`` batches that can be iterated once per epoch (a ``DataLoader``);
@@ -195,6 +196,10 @@ class OneShotTrainer(abc.ABC):
         """The ``val_*`` metrics at an epoch end."""
         self.prepare_validation()
         return {f"val_{k}": v for k, v in self.evaluate(self.valid_data).items()}
+
+    def progress_note(self) -> str:
+        """A few words the progress line adds about where the search is (P-DARTS: its stage)."""
+        return ""
 
     def algorithm_state(self) -> dict[str, Any]:
         return {}
@@ -404,13 +409,14 @@ class OneShotTrainer(abc.ABC):
                 f"{self.checkpoint_path}: the checkpoint's search space differs from this model's; "
                 "resume with the same model, or start afresh with resume=False"
             )
+        # the algorithm's state first: it may rebuild the model and its optimizer (P-DARTS' stages)
+        self.load_algorithm_state(state["algorithm"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.lr_scheduler is not None and state["lr_scheduler"] is not None:
             self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
-        self.load_algorithm_state(state["algorithm"])
         self.epoch, self.step = state["epoch"], state["step"]
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if state["rng"]["cuda"] is not None and self.device.type == "cuda":

@@ -43,6 +43,11 @@ def _format(metrics: Mapping[str, float]) -> str:
     )
 
 
+def _note(trainer: OneShotTrainer) -> str:
+    note = trainer.progress_note()
+    return f" ({note})" if note else ""
+
+
 class ProgressPrinter(Callback):
     """One line per epoch; on a terminal also a live line that shows the step.
 
@@ -76,7 +81,7 @@ class ProgressPrinter(Callback):
         now = time.perf_counter()
         if self.live and now - self._last_draw >= self.interval_s:
             self._last_draw = now
-            line = f"epoch {trainer.epoch + 1}/{trainer.num_epochs}  step {self._epoch_steps}  {_format(metrics)}"
+            line = f"epoch {trainer.epoch + 1}/{trainer.num_epochs}{_note(trainer)}  step {self._epoch_steps}  {_format(metrics)}"
             print("\r" + line[:150].ljust(150), end="", file=self.stream, flush=True)
 
     def on_epoch_end(self, trainer: OneShotTrainer, epoch: int, metrics: Mapping[str, float]) -> None:
@@ -87,7 +92,7 @@ class ProgressPrinter(Callback):
         if "train_s" in metrics:
             timing += f" (train {metrics['train_s']:.1f} s, {self._epoch_steps} steps)"
         print(
-            f"{prefix}epoch {epoch + 1}/{trainer.num_epochs}  {_format(figures)}  (val: super-net)  {timing}",
+            f"{prefix}epoch {epoch + 1}/{trainer.num_epochs}{_note(trainer)}  {_format(figures)}  (val: super-net)  {timing}",
             file=self.stream,
             flush=True,
         )

@@ -73,6 +73,10 @@ class DartsTrainer(OneShotTrainer):
             )
         return None
 
+    def architecture_learns(self, epoch: int) -> bool:
+        """Whether ``epoch`` updates the architecture weights (after the warm-up epochs)."""
+        return epoch >= self.warmup_epochs
+
     # -- the relaxation -------------------------------------------------------------------------
     @staticmethod
     def _mixture(group: ChoiceGroup, alpha: torch.Tensor) -> torch.Tensor:
@@ -108,7 +112,7 @@ class DartsTrainer(OneShotTrainer):
         valid = cycle(self.valid_data)
         for batch in self.train_data:
             x_train, y_train = self.to_device(batch)
-            if epoch >= self.warmup_epochs:
+            if self.architecture_learns(epoch):
                 x_valid, y_valid = self.to_device(next(valid))
                 self.arch_optimizer.zero_grad(set_to_none=True)
                 if self.unrolled:

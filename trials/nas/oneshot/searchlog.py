@@ -18,11 +18,13 @@ Files in the log folder (docs/architecture.md, "Search log"):
   ``search_best_acc`` and ``search_mean_acc`` per generation of its evolution). These are search-time numbers of a shared
   super-net, not the accuracy of the exported architecture trained on its own.
 * ``architecture.json``: the export, in the full ``{"_value", "_idx"}`` form, written last.
+* ``architectures.jsonl`` (trainers that export as they go, CDARTS): one line per epoch end,
+  ``{"step": 120, "epoch": 3, "architecture": {<the export at that moment, full form>}}``.
 
 ``step`` is the number of optimisation steps done so far in the run (SPOS' evolution, which
 trains nothing, goes on counting one per generation); ``epoch`` counts from 0. Every line is
 flushed when written, so a reader may follow the files while the search runs. A resumed
-search first cuts both ``.jsonl`` files back to its checkpoint, so no step appears twice.
+search first cuts the ``.jsonl`` files back to its checkpoint, so no step appears twice.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ from typing import IO, Any
 
 from trials.searchlog_files import (
     ARCHITECTURE_FILE,
+    ARCHITECTURES_FILE,
     GRAPH_FILE,
     METRICS_FILE,
     SEARCH_SPACE_FILE,
     WEIGHTS_FILE,
 )
+
+#: The files a search appends to, which a resumed search cuts back to its checkpoint.
+_APPENDED = (WEIGHTS_FILE, METRICS_FILE, ARCHITECTURES_FILE)
 
 
 def _finite(value: float) -> float | None:
@@ -84,6 +90,9 @@ class SearchLog:
         clean = {name: _finite(value) for name, value in metrics.items()}
         self._append(METRICS_FILE, {"step": step, "epoch": epoch, "metrics": clean})
 
+    def log_architecture(self, step: int, epoch: int, architecture: Mapping[str, Any]) -> None:
+        self._append(ARCHITECTURES_FILE, {"step": step, "epoch": epoch, "architecture": architecture})
+
     def write_architecture(self, architecture: Mapping[str, Any]) -> None:
         self._write_json(ARCHITECTURE_FILE, architecture)
 
@@ -91,14 +100,14 @@ class SearchLog:
         """The size of each ``.jsonl`` file now; a checkpoint stores it to cut back to on resume."""
         return {
             name: (self.directory / name).stat().st_size
-            for name in (WEIGHTS_FILE, METRICS_FILE)
+            for name in _APPENDED
             if (self.directory / name).exists()
         }
 
     def truncate(self, positions: Mapping[str, int]) -> None:
         """Cut the ``.jsonl`` files back to ``positions`` (a resumed search redoes what follows)."""
         self.close()
-        for name in (WEIGHTS_FILE, METRICS_FILE):
+        for name in _APPENDED:
             path = self.directory / name
             if path.exists():
                 with open(path, "r+b") as handle:
