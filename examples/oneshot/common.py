@@ -17,6 +17,7 @@ import argparse
 import importlib.util
 import json
 import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,15 @@ def in_channels(args: argparse.Namespace) -> int:
     return 1 if args.data == "digits" else 3
 
 
-def build_model(args: argparse.Namespace, retrain: bool = False) -> nn.Module:
-    """The search space's super-net (``retrain``: BatchNorm with learned scales, as for training an architecture)."""
+def build_model(args: argparse.Namespace, retrain: bool = False, layers: int | None = None) -> nn.Module:
+    """The search space's super-net (``retrain``: BatchNorm with learned scales, as for training an
+    architecture); ``layers`` overrides ``--layers`` (P-DARTS' stages, CDARTS' evaluation network)."""
     if args.space == "darts":
         return DartsNetwork(
             in_channels(args),
             args.channels,
             10,
-            n_layers=args.layers,
+            n_layers=layers if layers is not None else args.layers,
             n_nodes=args.nodes,
             affine=retrain,
         )
@@ -118,26 +120,40 @@ def setup(args: argparse.Namespace) -> None:
 
 
 def trainer_arguments(
-    args: argparse.Namespace, model: nn.Module, train: Any, valid: Any, algorithm: str
+    args: argparse.Namespace, train: Any, valid: Any, algorithm: str, callbacks: Sequence[Any] = ()
 ) -> dict:
-    """The arguments every trainer takes, from the command line."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=3e-4)
-    logdir = args.logdir or HERE / "logs" / f"{algorithm}-{args.space}"
+    """The arguments every trainer takes, from the command line (the optimizer aside)."""
     return {
         "train_data": train,
         "valid_data": valid,
-        "num_epochs": args.epochs,
-        "optimizer": optimizer,
-        "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, max(args.epochs, 1), eta_min=1e-3
-        ),
         "device": args.device,
         "mixed_precision": args.amp,
-        "log_dir": logdir,
+        "log_dir": args.logdir or HERE / "logs" / f"{algorithm}-{args.space}",
         "log_every": 5,
         "resume": args.resume,
         "progress": not args.quiet,
         "seed": args.seed,
+        "callbacks": list(callbacks),
+    }
+
+
+def make_optimizer(args: argparse.Namespace, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD with momentum, DARTS' setting, at ``--lr``."""
+    return torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=3e-4)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, epochs: int) -> Any:
+    """Cosine annealing over ``epochs``, to 1e-3."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1), eta_min=1e-3)
+
+
+def training_arguments(args: argparse.Namespace, model: nn.Module) -> dict:
+    """Epochs, optimizer and schedule of a trainer that trains one network throughout."""
+    optimizer = make_optimizer(args, model.parameters())
+    return {
+        "num_epochs": args.epochs,
+        "optimizer": optimizer,
+        "lr_scheduler": make_schedule(optimizer, args.epochs),
     }
 
 

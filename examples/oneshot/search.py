@@ -3,11 +3,15 @@
     python examples/oneshot/search.py --algorithm darts            # ~3 min on 2 CPU cores
     python examples/oneshot/search.py --algorithm enas
     python examples/oneshot/search.py --algorithm spos --space nb201
+    python examples/oneshot/search.py --algorithm pdarts           # 3 stages of 3, 5, 7 cells
+    python examples/oneshot/search.py --algorithm cdarts           # search 3 cells, evaluation 5 cells
+    python examples/oneshot/search.py --algorithm darts --tensorboard   # also TensorBoard events in the log
     python examples/oneshot/search.py --algorithm darts --device cuda --amp --data synthetic-cifar \\
         --channels 16 --layers 8 --nodes 4 --batch-size 96        # the paper's search network, on a GPU
 
 Each run writes its search log to examples/oneshot/logs/<algorithm>-<space>/ (view it with
-``nasctl view-nas --logdir DIR``), ending with architecture.json, which ``retrain.py``
+``nasctl view-nas --logdir DIR``, or ``tensorboard --logdir DIR/tensorboard`` after a run with
+``--tensorboard``), ending with architecture.json, which ``retrain.py``
 trains from scratch. ``--resume`` continues an interrupted search from its checkpoint.
 The accuracies printed during the search are the super-net's, not the architecture's:
 only retraining says how good the exported architecture is.
@@ -18,18 +22,42 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
-from common import HERE, build_model, common_parser, load_data, loader, setup, trainer_arguments
+from common import (
+    HERE,
+    build_model,
+    common_parser,
+    load_data,
+    loader,
+    make_optimizer,
+    make_schedule,
+    setup,
+    trainer_arguments,
+    training_arguments,
+)
+from trials.nas.oneshot.tensorboard import TensorBoardCallback
 
-from trials.nas.oneshot import DartsTrainer, EnasTrainer, OneShotTrainer, SposTrainer
+from trials.nas.oneshot import (
+    CdartsTrainer,
+    DartsTrainer,
+    EnasTrainer,
+    OneShotTrainer,
+    PdartsTrainer,
+    SposTrainer,
+)
 
-#: Epochs per algorithm when --epochs is not given (digits, 2 CPU cores, a few minutes each).
-DEFAULT_EPOCHS = {"darts": 8, "enas": 12, "spos": 12}
+ALGORITHMS = ("darts", "enas", "spos", "pdarts", "cdarts")
+#: Epochs per algorithm when --epochs is not given (digits, 2 CPU cores, a few minutes each);
+#: for P-DARTS the epochs of each stage.
+DEFAULT_EPOCHS = {"darts": 8, "enas": 12, "spos": 12, "pdarts": 4, "cdarts": 8}
+#: Epochs at the start that train only the network's weights (P-DARTS: of each stage).
+DEFAULT_WARMUP = {"pdarts": 1, "cdarts": 2}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = common_parser(__doc__ or "")
-    parser.add_argument("--algorithm", choices=("darts", "enas", "spos"), required=True)
+    parser.add_argument("--algorithm", choices=ALGORITHMS, required=True)
     parser.add_argument(
         "--arch-lr", type=float, default=3e-3, help="DARTS: Adam lr of the architecture weights"
     )
@@ -40,27 +68,70 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--population", type=int, default=20, help="SPOS: population size")
     parser.add_argument("--generations", type=int, default=6, help="SPOS: generations after the first")
+    parser.add_argument(
+        "--depths", help="P-DARTS: cells of each stage's network, e.g. 5,11,17 (default: --layers, +2, +4)"
+    )
+    parser.add_argument(
+        "--eval-layers", type=int, help="CDARTS: cells of the evaluation network (default: --layers + 2)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, help="P-DARTS, CDARTS: epochs that train only the weights (P-DARTS: per stage)"
+    )
+    parser.add_argument(
+        "--tensorboard", action="store_true", help="also write TensorBoard events to <logdir>/tensorboard"
+    )
     parser.set_defaults(epochs=None)
     args = parser.parse_args(argv)
     if args.epochs is None:
         args.epochs = DEFAULT_EPOCHS[args.algorithm]
+    if args.warmup is None:
+        args.warmup = DEFAULT_WARMUP.get(args.algorithm, 0)
+    if args.algorithm == "pdarts" and args.space != "darts":
+        parser.error("--algorithm pdarts searches the darts space (its stages deepen a DARTS-cell network)")
+    try:
+        args.depths = (
+            [int(d) for d in args.depths.split(",")] if args.depths else [args.layers + k for k in (0, 2, 4)]
+        )
+    except ValueError:
+        parser.error(f"--depths: give cell counts separated by commas, e.g. 5,11,17; got {args.depths!r}")
+    if args.eval_layers is None:
+        args.eval_layers = args.layers + 2
     return args
 
 
 def make_trainer(args: argparse.Namespace) -> OneShotTrainer:
     data = load_data(args)
     train_x, train_y = data["train"]
-    model = build_model(args)
-    if args.algorithm == "darts":
-        # DARTS' bilevel optimisation: the weights learn on one half, the architecture on the other
+    callbacks = [TensorBoardCallback()] if args.tensorboard else []
+    if args.algorithm in ("darts", "pdarts", "cdarts"):
+        # bilevel optimisation: the weights learn on one half, the architecture on the other
         half = len(train_y) // 2
         train = loader(train_x[:half], train_y[:half], args.batch_size, shuffle=True)
         valid = loader(train_x[half:], train_y[half:], args.batch_size, shuffle=True)
-        common = trainer_arguments(args, model, train, valid, "darts")
-        return DartsTrainer(model, arch_lr=args.arch_lr, unrolled=args.unrolled, **common)
+        darts = {"arch_lr": args.arch_lr, "unrolled": args.unrolled}
+        if args.algorithm == "pdarts":
+            return make_pdarts(args, train, valid, callbacks, darts)
+        model = build_model(args)
+        common = trainer_arguments(args, train, valid, args.algorithm, callbacks)
+        common.update(training_arguments(args, model))
+        if args.algorithm == "darts":
+            return DartsTrainer(model, **darts, **common)
+        eval_model = build_model(args, retrain=True, layers=args.eval_layers)
+        eval_optimizer = make_optimizer(args, eval_model.parameters())
+        return CdartsTrainer(
+            model,
+            eval_model,
+            eval_optimizer=eval_optimizer,
+            eval_lr_scheduler=make_schedule(eval_optimizer, args.epochs),
+            warmup_epochs=args.warmup,
+            **darts,
+            **common,
+        )
+    model = build_model(args)
     train = loader(train_x, train_y, args.batch_size, shuffle=True)
     valid = loader(*data["val"], args.batch_size, shuffle=True)
-    common = trainer_arguments(args, model, train, valid, args.algorithm)
+    common = trainer_arguments(args, train, valid, args.algorithm, callbacks)
+    common.update(training_arguments(args, model))
     if args.algorithm == "enas":
         return EnasTrainer(
             model,
@@ -77,6 +148,22 @@ def make_trainer(args: argparse.Namespace) -> OneShotTrainer:
         parents=max(2, args.population // 4),
         bn_batches=5,
         **common,
+    )
+
+
+def make_pdarts(
+    args: argparse.Namespace, train: Any, valid: Any, callbacks: list[Any], darts: dict[str, Any]
+) -> PdartsTrainer:
+    """P-DARTS builds a new, deeper network for each stage, with a new optimizer and schedule."""
+    return PdartsTrainer(
+        lambda depth: build_model(args, layers=depth),
+        depths=args.depths,
+        epochs_per_stage=args.epochs,
+        warmup_epochs=args.warmup,
+        optimizer_factory=lambda params: make_optimizer(args, params),
+        lr_scheduler_factory=make_schedule,
+        **darts,
+        **trainer_arguments(args, train, valid, "pdarts", callbacks),
     )
 
 
