@@ -76,7 +76,9 @@ class OneShotTrainer(abc.ABC):
       if it needs it) and calls ``self.step_done(metrics)`` after every optimisation step.
       It applies its own decision to ``self.groups`` before every forward pass.
     - ``choice_weights()`` returns, per key, one float per candidate: the architecture
-      weights or probabilities at this moment (what ``weights.jsonl`` records).
+      weights or probabilities at this moment (what ``weights.jsonl`` records). Reading them
+      changes nothing, since callbacks read them too; weights averaged over a window of samples
+      (ENAS) end the window in ``weights_logged()``, which the base calls at every logging step.
     - ``select()`` returns the exported architecture as key -> candidate indices.
     - Optional: ``check_choice(group)`` returns why a choice cannot be searched (None if it
       can); the base raises ``UnsupportedChoiceError`` at construction. ``prepare_validation()``
@@ -189,6 +191,9 @@ class OneShotTrainer(abc.ABC):
     def check_choice(self, group: ChoiceGroup) -> str | None:
         return None
 
+    def weights_logged(self) -> None:  # noqa: B027 - optional hook
+        """A logging step has passed (with or without a search log): a window of averaged weights ends."""
+
     def prepare_validation(self) -> None:  # noqa: B027 - optional hook
         """Apply the decision the epoch-end validation measures (default: leave it)."""
 
@@ -279,6 +284,7 @@ class OneShotTrainer(abc.ABC):
             means = {f"train_{k}": v / self._count for k, v in self._sums.items()}
             self.log.log_metrics(self.step, epoch, means)
         self._sums, self._count = {}, 0
+        self.weights_logged()
 
     # -- helpers for algorithms ------------------------------------------------------------------
     def to_device(self, batch: Batch) -> Batch:

@@ -203,8 +203,9 @@ class EnasTrainer(OneShotTrainer):
         self.export_samples = export_samples
         self.reward = reward
         self.baseline: float | None = None
-        self._probability_sums: dict[str, list[float]] = {}
+        self._probability_sums: dict[str, list[float]] = {}  # the samples of this logging window
         self._probability_count = 0
+        self._window_weights: dict[str, list[float]] | None = None  # the last window's average
         self._rewards: list[float] = []  # this epoch's controller rewards
 
     def _sample(self, greedy: bool = False) -> Sample:
@@ -217,16 +218,27 @@ class EnasTrainer(OneShotTrainer):
         return sample
 
     def choice_weights(self) -> dict[str, list[float]]:
-        """The controller's probabilities per key, averaged over its samples since the last call."""
-        if not self._probability_count:
-            with torch.no_grad():
-                self._sample()
-        out = {
-            key: [v / self._probability_count for v in values]
-            for key, values in self._probability_sums.items()
-        }
-        self._probability_sums, self._probability_count = {}, 0
-        return out
+        """The controller's probabilities per key, averaged over its samples in this logging window.
+
+        Right after a logging step (nothing sampled since) it is the window just logged, so every
+        reader of that step sees what ``weights.jsonl`` has; before any sample, the probabilities
+        along the controller's most likely path. Reading draws nothing from the random generators.
+        """
+        if self._probability_count:
+            return {
+                key: [v / self._probability_count for v in values]
+                for key, values in self._probability_sums.items()
+            }
+        if self._window_weights is not None:
+            return {key: list(values) for key, values in self._window_weights.items()}
+        with torch.no_grad():
+            return self.controller.sample(greedy=True).probabilities
+
+    def weights_logged(self) -> None:
+        """End the averaging window; ``choice_weights()`` keeps its average until the next sample."""
+        if self._probability_count:
+            self._window_weights = self.choice_weights()
+            self._probability_sums, self._probability_count = {}, 0
 
     def train_epoch(self, epoch: int) -> None:
         self.controller.eval()
@@ -290,9 +302,15 @@ class EnasTrainer(OneShotTrainer):
             "controller": self.controller.state_dict(),
             "controller_optimizer": self.controller_optimizer.state_dict(),
             "baseline": self.baseline,
+            # the open averaging window (the controller phase's samples when the epoch ended on a
+            # logging step): the first weights after a resume are those of the uninterrupted run
+            "weights_window": (self._probability_sums, self._probability_count, self._window_weights),
         }
 
     def load_algorithm_state(self, state: Mapping[str, Any]) -> None:
         self.controller.load_state_dict(state["controller"])
         self.controller_optimizer.load_state_dict(state["controller_optimizer"])
         self.baseline = state["baseline"]
+        if "weights_window" in state:  # absent from checkpoints written before it was kept
+            sums, self._probability_count, self._window_weights = state["weights_window"]
+            self._probability_sums = {key: list(values) for key, values in sums.items()}
