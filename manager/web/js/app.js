@@ -100,13 +100,22 @@ function experimentsPage() {
   return { destroy: () => t.stop(), route() {} };
 }
 
+// A staged search (P-DARTS) records its stage and depth with each epoch's metrics; a step belongs
+// to the stage of the first epoch end at or after it.
+function stageText(view, step) {
+  const end = (view.metrics?.items || []).find((m) => typeof m.metrics?.stage === "number" && (m.step ?? 0) >= step);
+  if (!end) return "";
+  const depth = typeof end.metrics.depth === "number" ? `, ${end.metrics.depth} cells` : "";
+  return ` · stage ${end.metrics.stage}${depth}`;
+}
+
 function nasPage() {
   setCrumbs(h("span", {}, "NAS view"));
   const view = nasView(main, {
     load: () => api.get(`/searchlog${query({ points: 400 })}`),
     interval: 2000,
     subtitle: (v) => `${v.logdir} · ${v.weights.total.toLocaleString()} steps logged${v.finished ? ", finished" : ", searching"}`,
-    stepText: (item, _v, i, n) => `step ${item.step ?? i}${item.epoch !== undefined && item.epoch !== null ? ` · epoch ${item.epoch}` : ""} (${i + 1} of ${n})`,
+    stepText: (item, v, i, n) => `step ${item.step ?? i}${item.epoch !== undefined && item.epoch !== null ? ` · epoch ${item.epoch}` : ""}${stageText(v, item.step ?? i)} (${i + 1} of ${n})`,
   });
   const t = ticker(() => view.tick(), () => (view.live() ? 2000 : 10000));
   return { destroy: () => { t.stop(); view.destroy(); }, route() {} };

@@ -8,6 +8,8 @@ import { drawSupernet, pruneGraph } from "./supernet.js";
 import { decisionText, h } from "./util.js";
 
 const SKIP_FIELDS = new Set(["step", "epoch", "time", "timestamp", "iteration"]);
+// Where a staged search is (P-DARTS), shown beside the step rather than drawn among the metrics.
+const STAGE_FIELDS = new Set(["stage", "depth"]);
 
 function numericSeries(items) {
   const names = [];
@@ -15,7 +17,7 @@ function numericSeries(items) {
     const flat = {};
     for (const [k, v] of Object.entries(item)) if (typeof v === "number" && !SKIP_FIELDS.has(k)) flat[k] = v;
     if (item.metrics && typeof item.metrics === "object") {
-      for (const [k, v] of Object.entries(item.metrics)) if (typeof v === "number") flat[k] = v;
+      for (const [k, v] of Object.entries(item.metrics)) if (typeof v === "number" && !STAGE_FIELDS.has(k)) flat[k] = v;
     }
     for (const k of Object.keys(flat)) if (!names.includes(k)) names.push(k);
     return flat;
