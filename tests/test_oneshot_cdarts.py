@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +157,25 @@ def test_warmup_moves_neither_the_architecture_weights_nor_the_evaluation_networ
     assert all(torch.equal(a, b) for a, b in zip(trainer.alphas, alphas, strict=True))
     assert all(torch.equal(v, evaluation[k]) for k, v in trainer.eval_model.state_dict().items())
     assert any(not torch.equal(v, weights[k]) for k, v in trainer.model.state_dict().items())
+
+
+def test_eval_lr_scheduler_steps_once_per_epoch_warmup_included_without_a_warning() -> None:
+    model, evaluation = search_net(), eval_net()
+    optimizer = torch.optim.SGD(evaluation.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    trainer = small_trainer(
+        model,
+        evaluation,
+        eval_optimizer=optimizer,
+        eval_lr_scheduler=scheduler,
+        num_epochs=2,
+        warmup_epochs=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer.fit()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
+    assert trainer.algorithm_state()["eval_lr_scheduler"]["last_epoch"] == 2
 
 
 def test_evaluation_network_runs_the_search_networks_strongest_candidates_after_every_epoch(

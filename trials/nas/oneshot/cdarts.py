@@ -108,9 +108,13 @@ class CdartsTrainer(DartsTrainer):
     an all-reduce, and every process starts from rank 0's weights and architecture weights.
     Each process iterates its own ``train_data`` and ``valid_data``: give each a ``DataLoader``
     with a ``DistributedSampler`` (the trainer calls its ``set_epoch``), so that every process
-    sees its share and all see the same number of batches. Only rank 0 writes the search log,
-    the checkpoint and the progress lines (every process reads the checkpoint on resume, so it
-    must be on a shared path); the step metrics it logs are its own batches'.
+    sees its share and all see the same number of batches. The trainer starts the process
+    group unless the script did, so build the samplers with ``num_replicas=WORLD_SIZE`` and
+    ``rank=RANK`` from the environment, or call ``torch.distributed.init_process_group()``
+    first. Only rank 0 writes the search log, the checkpoint and the progress lines (every
+    process reads the checkpoint on resume, so it must be on a shared path); the metrics it
+    logs are measured on its own batches. At every epoch end each process takes rank 0's
+    BatchNorm statistics, so all validate, export and resume from the same state.
     """
 
     algorithm = "CDARTS"
@@ -205,6 +209,10 @@ class CdartsTrainer(DartsTrainer):
             self._joint_steps(epoch)
         else:
             self._train_search_weights()
+        if self.processes is not None:
+            # DDP hands out rank 0's buffers at each of its forward passes; after the last one (and the
+            # joint steps' search network, outside DDP) each rank updated its own BatchNorm statistics
+            broadcast([*self.model.buffers(), *self.eval_model.buffers()])
         if self.eval_lr_scheduler is not None:
             with warnings.catch_warnings():  # in the warm-up the evaluation network has not stepped yet
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")

@@ -9,7 +9,7 @@ processes talk over gloo, which is the way to try a distributed search without G
 What this module holds is the plumbing every such trainer needs: joining the process group,
 wrapping a network in ``DistributedDataParallel`` (whose backward pass averages the weights'
 gradients), averaging by hand the gradients of parameters that live outside the networks (the
-architecture weights), and making every process start from rank 0's values of them.
+architecture weights), and handing out rank 0's values of tensors DDP does not keep equal.
 """
 
 from __future__ import annotations
@@ -98,11 +98,11 @@ def wrap(module: nn.Module, processes: Processes) -> nn.Module:
     return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
 
 
-def broadcast(parameters: Iterable[torch.Tensor]) -> None:
-    """Give every process rank 0's values (the architecture weights start the same everywhere)."""
+def broadcast(tensors: Iterable[torch.Tensor]) -> None:
+    """Give every process rank 0's values (architecture weights, BatchNorm statistics)."""
     with torch.no_grad():
-        for parameter in parameters:
-            dist.broadcast(parameter.data, src=0)
+        for tensor in tensors:
+            dist.broadcast(tensor.data, src=0)
 
 
 def average_gradients(parameters: Sequence[torch.Tensor], processes: Processes) -> None:
