@@ -173,10 +173,11 @@ class OneShotTrainer(abc.ABC):
         self.step = 0  # optimisation steps completed
         self._stop = False
         self._selection: tuple[int, dict[str, list[int]]] | None = None  # (step, select())
+        # running sums and counts per metric name: a step reports what it measured (CDARTS' steps differ)
         self._sums: dict[str, float] = {}
-        self._count = 0
+        self._counts: dict[str, int] = {}
         self._epoch_sums: dict[str, float] = {}
-        self._epoch_count = 0
+        self._epoch_counts: dict[str, int] = {}
 
     # -- the algorithm's part -----------------------------------------------------------------
     @abc.abstractmethod
@@ -223,7 +224,7 @@ class OneShotTrainer(abc.ABC):
             for callback in self.callbacks:
                 callback.on_epoch_begin(self, epoch)
             self.model.train()
-            self._epoch_sums, self._epoch_count = {}, 0
+            self._epoch_sums, self._epoch_counts = {}, {}
             started = time.perf_counter()
             self.train_epoch(epoch)
             trained = time.perf_counter()
@@ -234,7 +235,7 @@ class OneShotTrainer(abc.ABC):
                 validation = self.validate()
             if self.log is not None and validation:
                 self.log.log_metrics(self.step, epoch, validation)
-            summary = {f"train_{k}": v / max(self._epoch_count, 1) for k, v in self._epoch_sums.items()}
+            summary = {f"train_{k}": v / self._epoch_counts[k] for k, v in self._epoch_sums.items()}
             summary.update(validation)
             summary.update(train_s=trained - started, val_s=time.perf_counter() - trained)
             self.epoch = epoch + 1
@@ -268,22 +269,22 @@ class OneShotTrainer(abc.ABC):
         self.step += 1
         for name, value in metrics.items():
             self._sums[name] = self._sums.get(name, 0.0) + float(value)
+            self._counts[name] = self._counts.get(name, 0) + 1
             self._epoch_sums[name] = self._epoch_sums.get(name, 0.0) + float(value)
-        self._count += 1
-        self._epoch_count += 1
+            self._epoch_counts[name] = self._epoch_counts.get(name, 0) + 1
         if self.step % self.log_every == 0:
             self._flush_running(self.epoch)
         for callback in self.callbacks:
             callback.on_step_end(self, self.step, metrics)
 
     def _flush_running(self, epoch: int) -> None:
-        if not self._count:
+        if not self._sums:
             return
         if self.log is not None:
             self.log.log_weights(self.step, epoch, self.choice_weights())
-            means = {f"train_{k}": v / self._count for k, v in self._sums.items()}
+            means = {f"train_{k}": v / self._counts[k] for k, v in self._sums.items()}
             self.log.log_metrics(self.step, epoch, means)
-        self._sums, self._count = {}, 0
+        self._sums, self._counts = {}, {}
         self.weights_logged()
 
     # -- helpers for algorithms ------------------------------------------------------------------
