@@ -36,7 +36,6 @@ from common import (
     trainer_arguments,
     training_arguments,
 )
-from trials.nas.oneshot.tensorboard import TensorBoardCallback
 
 from trials.nas.oneshot import (
     CdartsTrainer,
@@ -45,6 +44,7 @@ from trials.nas.oneshot import (
     OneShotTrainer,
     PdartsTrainer,
     SposTrainer,
+    TensorBoardCallback,
 )
 
 ALGORITHMS = ("darts", "enas", "spos", "pdarts", "cdarts")
