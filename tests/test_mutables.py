@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 import torch
 from nas_models import ScopedNet, digits_net
@@ -224,3 +226,23 @@ def test_float_mask_weights_candidates_for_one_shot_trainers() -> None:
 def test_a_model_without_choices_has_nothing_to_search() -> None:
     with pytest.raises(MutableError, match="no LayerChoice or InputChoice"):
         parse_model(nn.Linear(1, 1))
+
+
+def test_prune_removes_candidates_their_parameters_and_the_decision() -> None:
+    choice = LayerChoice(
+        OrderedDict(conv=nn.Conv2d(2, 2, 3), skip=nn.Identity(), lin=nn.Linear(2, 2), relu=nn.ReLU()),
+        key="op",
+    )
+    choice.set_chosen([0])
+    choice.prune([3, 1])
+    assert choice.names == ["skip", "relu"] and len(choice) == 2
+    assert not list(choice.parameters()) and set(choice.state_dict()) == set()
+    assert dump_search_space(choice) == {"op": {"_type": "layer_choice", "_value": ["skip", "relu"]}}
+    with pytest.raises(RuntimeError, match="has no architecture yet"):
+        choice(torch.ones(1))
+    choice.set_chosen([1])
+    assert choice(torch.tensor([-1.0])).item() == 0.0
+    with pytest.raises(MutableError, match=r"prune indices must be in 0\.\.1, got \[2\]"):
+        choice.prune([2])
+    with pytest.raises(MutableError, match="at least one candidate to keep"):
+        choice.prune([])

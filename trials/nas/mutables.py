@@ -227,6 +227,27 @@ class LayerChoice(_Choice):
             return self._modules[index]  # type: ignore[return-value]
         return self.candidates[index]
 
+    def prune(self, keep: Sequence[int]) -> None:
+        """Remove every candidate but those at ``keep`` (their order stays), so they cost nothing.
+
+        The search space of the model shrinks with it; the decision is cleared (the mask's
+        length changed), so apply a new one before the next forward pass.
+        """
+        where = f"LayerChoice {self.key!r}"
+        kept = sorted({int(i) for i in keep})
+        if not kept:
+            raise MutableError(f"{where}: prune needs at least one candidate to keep")
+        if kept[0] < 0 or kept[-1] >= len(self.names):
+            raise MutableError(
+                f"{where}: prune indices must be in 0..{len(self.names) - 1}, got {list(keep)}"
+            )
+        for index, name in enumerate(list(self.names)):
+            if index not in kept:
+                del self._modules[name]
+        self.names = [self.names[i] for i in kept]
+        self._mask = None
+        self._active = []
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         self._require_mask()
         candidates = self.candidates

@@ -86,6 +86,8 @@ class OneShotTrainer(abc.ABC):
       ``load_algorithm_state(state)`` carry what the algorithm owns beyond the model and its
       optimizer into the checkpoint; on resume it is restored before the model and optimizer,
       so it may rebuild them. ``progress_note()`` adds words to the progress line.
+      ``decision_groups()`` names the groups that ``select()``'s indices refer to (default
+      ``self.groups``; P-DARTS searches a pruned network but exports in the full space).
 
     Arguments shared by every trainer: ``train_data`` and ``valid_data`` are iterables of
     ``(inputs, targets)`` batches that can be iterated once per epoch (a ``DataLoader``);
@@ -207,6 +209,11 @@ class OneShotTrainer(abc.ABC):
         """A few words the progress line adds about where the search is (P-DARTS: its stage)."""
         return ""
 
+    def decision_groups(self) -> Sequence[ChoiceGroup]:
+        """The groups whose candidate indices ``select()`` returns: ``self.groups``, unless the
+        algorithm searches a pruned copy of the space (P-DARTS exports in the full space)."""
+        return self.groups
+
     def algorithm_state(self) -> dict[str, Any]:
         return {}
 
@@ -258,7 +265,7 @@ class OneShotTrainer(abc.ABC):
         """
         if self._selection is None or self._selection[0] != self.step:
             self._selection = (self.step, self.select())
-        return architecture_to_json(to_decisions(self.groups, self._selection[1]))
+        return architecture_to_json(to_decisions(self.decision_groups(), self._selection[1]))
 
     def request_stop(self) -> None:
         """End the search after the current epoch (a callback may call it)."""
