@@ -38,8 +38,11 @@ class Callback:
 
 
 def _format(metrics: Mapping[str, float]) -> str:
+    """``name value`` pairs: counts (a stage, a depth) as integers, measures to four decimals."""
     return "  ".join(
-        f"{name} {value:.4f}" for name, value in metrics.items() if isinstance(value, (int, float))
+        f"{name} {value}" if isinstance(value, int) else f"{name} {value:.4f}"
+        for name, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
     )
 
 
