@@ -1,4 +1,4 @@
-"""What every one-shot trainer (DARTS, ENAS, SPOS) must do, checked on the same short search.
+"""What every one-shot trainer (DARTS, ENAS, SPOS, P-DARTS, CDARTS) must do, on the same short search.
 
 Each algorithm searches the digits example's ``DigitsNet`` (three layer choices and an input
 choice that keeps any subset) for three epochs on a slice of scikit-learn's digits; the
@@ -19,10 +19,18 @@ from nas_models import digits_net
 from torch.utils.data import DataLoader, TensorDataset
 
 from trials.nas import apply_fixed_architecture, dump_search_space
-from trials.nas.oneshot import Callback, DartsTrainer, EnasTrainer, OneShotTrainer, SposTrainer
+from trials.nas.oneshot import (
+    Callback,
+    CdartsTrainer,
+    DartsTrainer,
+    EnasTrainer,
+    OneShotTrainer,
+    PdartsTrainer,
+    SposTrainer,
+)
 from trials.searchspace import SearchSpace
 
-ALGORITHMS = ("darts", "enas", "spos")
+ALGORITHMS = ("darts", "enas", "spos", "pdarts", "cdarts")
 EPOCHS = 3
 
 
@@ -81,6 +89,22 @@ def make_trainer(algorithm: str, log_dir: Path, num_epochs: int = EPOCHS, **kwar
     }
     if algorithm == "darts":
         return DartsTrainer(model, arch_lr=0.01, **common)
+    if algorithm == "pdarts":
+        # one stage of the digits model: the checks every trainer passes (stages: test_oneshot_pdarts.py)
+        del common["num_epochs"], common["optimizer"]
+        return PdartsTrainer(
+            lambda depth: model,
+            depths=(1,),
+            epochs_per_stage=num_epochs,
+            warmup_epochs=0,
+            num_to_drop=(),
+            skip_dropout=(0.1,),
+            optimizer_factory=lambda params: torch.optim.Adam(params, lr=0.01),
+            arch_lr=0.01,
+            **common,
+        )
+    if algorithm == "cdarts":
+        return CdartsTrainer(model, digits_net(), warmup_epochs=1, arch_lr=0.01, **common)
     if algorithm == "enas":
         return EnasTrainer(
             model, controller_lr=0.01, controller_steps=8, controller_aggregate=4, export_samples=3, **common

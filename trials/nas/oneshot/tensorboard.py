@@ -111,7 +111,10 @@ class TensorBoardCallback(Callback):
         self.close()  # the writer of an earlier search with this callback that raised
         self.directory = self.log_dir if self.log_dir is not None else default_log_dir(trainer)
         self._every = self.every or trainer.log_every
-        self._tags = {group.key: _tag_names(group.candidates) for group in trainer.groups}
+        # the whole space's candidates: what choice_weights() reports even after P-DARTS drops some
+        self._tags = {
+            choice.key: _tag_names(tuple(choice.candidates)) for choice in trainer.space.nas_choices
+        }
         self._weights_step = None
         # Resumed: steps after the checkpoint's are redone, so the reader drops what the crashed
         # run wrote from the first of them on. Fresh: whatever an earlier run left here is dropped.
