@@ -279,3 +279,50 @@ def test_a_big_experiment_is_paged_never_fetched_whole(session: Session, tmp_pat
     finally:
         running.client.close()
         running.daemon.shutdown()
+
+
+def test_the_nas_view_of_a_staged_search_says_which_stage_each_step_belongs_to(
+    session: Session, tmp_path: Path
+) -> None:
+    folder = tmp_path / "pdarts-log"
+    staged_search_log(folder)
+    server = ViewNasServer.for_folder(folder).start()
+    try:
+        page = session.login(server.link)
+        main = page.locator("#main")
+        expect(main).to_have_attribute("data-loaded", "1")
+        info = page.locator("#step-info")
+        expect(info).to_contain_text("stage 2, 4 cells")  # it opens on the newest step
+        # stage and depth are shown beside the step, not drawn among the metrics
+        expect(page.locator("#metrics-chart")).to_have_attribute("data-series", "5")
+        page.screenshot(path=ARTIFACTS / "dashboard-nas-staged.png", full_page=True)
+        page.locator("#step-slider").focus()
+        page.keyboard.press("Home")
+        expect(info).to_contain_text("stage 1, 3 cells")
+    finally:
+        server.stop()
+
+
+def staged_search_log(folder: Path) -> None:
+    """A real P-DARTS search of two one-epoch stages (3 then 4 cells) on random images."""
+    import torch
+
+    from trials.nas.oneshot import PdartsTrainer
+    from trials.nas.zoo import DartsNetwork
+
+    generator = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(8, 1, 8, 8, generator=generator), torch.randint(0, 10, (8,))) for _ in range(4)]
+    PdartsTrainer(
+        lambda depth: DartsNetwork(1, 4, 10, n_layers=depth, n_nodes=2),
+        depths=(3, 4),
+        epochs_per_stage=1,
+        warmup_epochs=0,
+        num_to_drop=(3,),
+        skip_dropout=(0.1, 0.4),
+        train_data=batches,
+        valid_data=batches,
+        log_dir=folder,
+        log_every=2,
+        progress=False,
+        seed=0,
+    ).fit()

@@ -226,7 +226,7 @@ def test_l1_coefficient_falls_linearly_to_zero_at_the_expected_epoch_and_stays_t
     assert [trainer.l1_coefficient(epoch) for epoch in range(12)] == pytest.approx(expected)
 
 
-def test_l1_penalty_covers_only_the_parameter_free_candidates() -> None:
+def test_l1_coefficient_covers_only_the_parameter_free_candidates() -> None:
     trainer = small_trainer()
     free = {"maxpool", "avgpool", "skipconnect"}
     for group in trainer.groups:
@@ -246,7 +246,7 @@ def test_l1_penalty_covers_only_the_parameter_free_candidates() -> None:
         assert torch.nonzero(grad).flatten().tolist() == trainer.free_candidates[group.key]
 
 
-def test_l1_penalty_counts_a_zero_candidate_and_not_a_convolution() -> None:
+def test_l1_coefficient_counts_a_zero_candidate_and_not_a_convolution() -> None:
     class Edge(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -285,9 +285,9 @@ def test_epoch_means_count_each_metric_over_the_steps_that_report_it(search: Sea
 
 def test_metrics_record_distillation_the_l1_coefficient_and_the_evaluation_network(search: Search) -> None:
     names = {name for line in search.lines("metrics.jsonl") for name in line["metrics"]}
-    assert {"train_distill_loss", "train_l1_penalty", "train_eval_loss", "train_eval_acc"} <= names
+    assert {"train_distill_loss", "train_l1_coefficient", "train_eval_loss", "train_eval_acc"} <= names
     assert {"val_loss", "val_acc", "val_eval_loss", "val_eval_acc"} <= names
-    penalties = [s["train_l1_penalty"] for s in search.recorder.summaries[WARMUP:]]
+    penalties = [s["train_l1_coefficient"] for s in search.recorder.summaries[WARMUP:]]
     assert penalties == pytest.approx([5.0, 0.0])  # l1_fraction 0.5 of 2 epochs: gone after the first
 
 

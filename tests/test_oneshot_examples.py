@@ -37,14 +37,33 @@ def example(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 def search_and_retrain(tmp_path: Path, *search_args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     logdir = tmp_path / "log"
     proc = example("search.py", *search_args, "--logdir", str(logdir), "--tensorboard")
-    retrained = example("retrain.py", "--arch", str(logdir / "architecture.json"), "--epochs", "1", "--quiet")
+    retrained = example(
+        "retrain.py",
+        "--arch",
+        str(logdir / "architecture.json"),
+        "--epochs",
+        "1",
+        "--channels",
+        "4",
+        "--quiet",
+    )
     assert "test accuracy:" in retrained.stdout
     return proc, logdir
 
 
 def test_pdarts_example_searches_in_stages_and_its_export_retrains(tmp_path: Path) -> None:
     proc, logdir = search_and_retrain(
-        tmp_path, "--algorithm", "pdarts", "--epochs", "2", "--warmup", "1", "--depths", "3,4,5"
+        tmp_path,
+        "--algorithm",
+        "pdarts",
+        "--epochs",
+        "1",
+        "--warmup",
+        "0",
+        "--depths",
+        "3,4,5",
+        "--channels",
+        "4",
     )
     assert "stage 3/3, 5 cells" in proc.stderr
     view = SearchLog(logdir).view()
@@ -57,7 +76,9 @@ def test_pdarts_example_searches_in_stages_and_its_export_retrains(tmp_path: Pat
 
 
 def test_cdarts_example_exports_every_epoch_and_its_export_retrains(tmp_path: Path) -> None:
-    _, logdir = search_and_retrain(tmp_path, "--algorithm", "cdarts", "--epochs", "2", "--warmup", "1")
+    _, logdir = search_and_retrain(
+        tmp_path, "--algorithm", "cdarts", "--epochs", "2", "--warmup", "1", "--channels", "4"
+    )
     lines = (logdir / "architectures.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1]
     view = SearchLog(logdir).view()

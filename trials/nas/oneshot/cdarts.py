@@ -96,7 +96,7 @@ class CdartsTrainer(DartsTrainer):
     term's schedule (module docstring, with the defaults and where they come from).
 
     Metrics: the joint steps report the search network's ``loss``/``acc`` on the training
-    batch, ``distill_loss`` (``T^2 * KL``, before ``distill_weight``) and ``l1_penalty`` (the
+    batch, ``distill_loss`` (``T^2 * KL``, before ``distill_weight``) and ``l1_coefficient`` (the
     epoch's L1 coefficient); the evaluation network's steps report ``eval_loss``/``eval_acc``;
     validation adds ``val_eval_loss``/``val_eval_acc``, the evaluation network with the current
     export. ``architectures.jsonl`` gets the export at every epoch end.
@@ -266,7 +266,7 @@ class CdartsTrainer(DartsTrainer):
                 loss = loss + coefficient * self.l1_norm()
             self._joint_update(loss)
             metrics = self._search_weight_step(x_train, y_train)
-            self.step_done({**metrics, "distill_loss": distill.item(), "l1_penalty": coefficient})
+            self.step_done({**metrics, "distill_loss": distill.item(), "l1_coefficient": coefficient})
 
     def _joint_update(self, loss: torch.Tensor) -> None:
         """One step of the evaluation network's weights and the architecture weights on ``loss``."""
