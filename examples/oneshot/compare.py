@@ -1,8 +1,9 @@
-"""DARTS, ENAS and SPOS against random architectures, on digits: the README's table.
+"""DARTS, ENAS, SPOS, P-DARTS and CDARTS against random architectures, on digits: the README's table.
 
-    python examples/oneshot/compare.py [--space darts] [--random 3]     # ~20 min on 2 CPU cores
+    python examples/oneshot/compare.py [--space darts] [--random 3]     # ~30 min on 2 CPU cores
+    python examples/oneshot/compare.py --algorithms pdarts,cdarts --seeds 0,1,2
 
-Runs each search with its defaults (``search.py``), retrains each export from scratch
+Runs each search with its defaults (``search.py``) once per ``--seeds`` seed, retrains each export from scratch
 (``retrain.py``), retrains ``--random`` random architectures of the same space the same way,
 and prints one table: search time, the super-net's last validation accuracy (a search-time
 number), and the retrained test accuracy (the one that counts). Results also go to
@@ -18,6 +19,8 @@ import statistics
 import retrain
 import search
 from common import HERE, build_model, random_architecture, write_json
+
+NAMES = {"pdarts": "P-DARTS", "cdarts": "CDARTS"}
 
 
 def supernet_accuracy(logdir) -> float | None:
@@ -35,24 +38,26 @@ def main() -> None:
     )
     parser.add_argument("--space", choices=("darts", "nb201"), default="darts")
     parser.add_argument("--random", type=int, default=3, help="random architectures to retrain")
-    parser.add_argument("--algorithms", default="darts,enas,spos")
+    parser.add_argument("--algorithms", default="darts,enas,spos,pdarts,cdarts")
+    parser.add_argument("--seeds", default="0", help="search seeds, separated by commas")
     parser.add_argument("--device", default="cpu")
     options = parser.parse_args()
 
     base = ["--space", options.space, "--device", options.device, "--quiet"]
     rows = []
+    seeds = [int(seed) for seed in options.seeds.split(",")]
     for algorithm in options.algorithms.split(","):
-        args = search.parse(["--algorithm", algorithm, *base])
-        architecture, seconds, logdir = search.run(args)
-        retrain_args = retrain.parse(["--arch", str(logdir / "architecture.json"), *base])
-        result = retrain.retrain(retrain_args, architecture)
-        rows.append(
-            {"name": algorithm.upper(), **seconds, "supernet_val_acc": supernet_accuracy(logdir), **result}
-        )
-        print(
-            f"{algorithm}: search {seconds['wall_s']:.0f} s, retrained test accuracy {result['test_acc']:.4f}",
-            flush=True,
-        )
+        for seed in seeds:
+            args = search.parse(["--algorithm", algorithm, "--seed", str(seed), *base])
+            architecture, seconds, logdir = search.run(args)
+            retrain_args = retrain.parse(["--arch", str(logdir / "architecture.json"), *base])
+            result = retrain.retrain(retrain_args, architecture)
+            name = NAMES.get(algorithm, algorithm.upper()) + (f" (seed {seed})" if len(seeds) > 1 else "")
+            rows.append({"name": name, **seconds, "supernet_val_acc": supernet_accuracy(logdir), **result})
+            print(
+                f"{name}: search {seconds['wall_s']:.0f} s, retrained test accuracy {result['test_acc']:.4f}",
+                flush=True,
+            )
     for seed in range(options.random):
         args = retrain.parse(["--random", str(seed), *base])
         result = retrain.retrain(args, random_architecture(build_model(args), seed))
