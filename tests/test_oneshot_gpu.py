@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trials.nas import apply_fixed_architecture
-from trials.nas.oneshot import DartsTrainer, EnasTrainer, SposTrainer
+from trials.nas.oneshot import DartsTrainer, EnasTrainer, PdartsTrainer, SposTrainer
 from trials.nas.zoo import DartsNetwork, ENASMicroNetwork
 
 pytestmark = pytest.mark.gpu
@@ -83,3 +83,26 @@ def test_sampling_trainers_run_on_cuda_with_mixed_precision(cls: type, tmp_path:
     )
     architecture = trainer.fit()
     assert json.loads((tmp_path / "architecture.json").read_text()) == architecture
+
+
+def test_pdarts_stages_rebuild_on_cuda_with_mixed_precision(tmp_path: Path) -> None:
+    trainer = PdartsTrainer(
+        lambda depth: DartsNetwork(3, 4, 10, n_layers=depth, n_nodes=2),
+        depths=(3, 4),
+        epochs_per_stage=1,
+        warmup_epochs=0,
+        num_to_drop=(3,),
+        skip_dropout=(0.1, 0.4),
+        train_data=cifar_shaped(2, 0),
+        valid_data=cifar_shaped(2, 1),
+        device="cuda",
+        mixed_precision=True,
+        log_dir=tmp_path,
+        progress=False,
+    )
+    architecture = trainer.fit()
+    assert all(p.is_cuda for p in trainer.model.parameters())  # the second stage's network too
+    assert all(alpha.is_cuda and torch.isfinite(alpha).all() for alpha in trainer.alphas)
+    fixed = DartsNetwork(3, 4, 10, n_layers=5, n_nodes=2)
+    apply_fixed_architecture(fixed, architecture)
+    assert fixed.cuda()(torch.randn(2, 3, 32, 32, device="cuda")).shape == (2, 10)
