@@ -84,8 +84,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.epochs is None:
         args.epochs = DEFAULT_EPOCHS[args.algorithm]
-    if args.warmup is None:
-        args.warmup = DEFAULT_WARMUP.get(args.algorithm, 0)
+    if args.warmup is None:  # never all of a (P-DARTS: stage's) epochs
+        args.warmup = min(DEFAULT_WARMUP.get(args.algorithm, 0), max(args.epochs - 1, 0))
     if args.algorithm == "pdarts" and args.space != "darts":
         parser.error("--algorithm pdarts searches the darts space (its stages deepen a DARTS-cell network)")
     try:
@@ -97,6 +97,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if args.eval_layers is None:
         args.eval_layers = args.layers + 2
     return args
+
+
+def stage_defaults(stages: int) -> dict[str, Any]:
+    """P-DARTS' drops and skip-connect dropout for ``stages`` stages: the paper's for three."""
+    if stages == 3:
+        return {"num_to_drop": (3, 2), "skip_dropout": (0.1, 0.4, 0.7)}
+    drops = [3, 2, 1] + [0] * stages  # 7 candidates: 4, 2, 1 left
+    rates = [round(0.1 + 0.6 * i / max(stages - 1, 1), 2) for i in range(stages)]
+    return {"num_to_drop": tuple(drops[: stages - 1]), "skip_dropout": tuple(rates)}
 
 
 def make_trainer(args: argparse.Namespace) -> OneShotTrainer:
@@ -158,6 +167,7 @@ def make_pdarts(
     return PdartsTrainer(
         lambda depth: build_model(args, layers=depth),
         depths=args.depths,
+        **stage_defaults(len(args.depths)),
         epochs_per_stage=args.epochs,
         warmup_epochs=args.warmup,
         optimizer_factory=lambda params: make_optimizer(args, params),
@@ -183,7 +193,10 @@ def run(args: argparse.Namespace) -> tuple[dict, dict[str, float], Path]:
 
 def main() -> None:
     args = parse()
-    _, seconds, logdir = run(args)
+    try:
+        _, seconds, logdir = run(args)
+    except ValueError as error:  # a setting the trainer refuses: its one line, no traceback
+        raise SystemExit(f"error: {error}") from None
     shown = logdir.relative_to(HERE.parent.parent) if logdir.is_relative_to(HERE.parent.parent) else logdir
     print(f"search time: {seconds['wall_s']:.1f} s ({seconds['cpu_s']:.1f} s of CPU)")
     print(f"architecture: {shown / 'architecture.json'}")
