@@ -45,6 +45,17 @@ def _has_gpu() -> bool:
     return out.returncode == 0 and "GPU" in out.stdout
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny convolutions run far faster on one thread than on two busy ones (one-shot tests)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     marked = [item for item in items if "gpu" in item.keywords]
     if marked and not _has_gpu():

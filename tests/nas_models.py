@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from trials.nas import InputChoice, LayerChoice, MutableScope
 from trials.searchspace import InputChoiceSpec, LayerChoiceSpec, SearchSpace
@@ -24,6 +25,22 @@ def digits_net() -> nn.Module:
     from model import DigitsNet
 
     return DigitsNet()
+
+
+def digits_loaders(
+    train: int, valid: int, batch_size: int = 32, valid_batch_size: int = 32
+) -> tuple[DataLoader, DataLoader]:
+    """Shuffled loaders of the first ``train`` training and ``valid`` validation images of digits."""
+    digits_net()  # puts examples/digits on sys.path
+    from data import load_splits
+
+    splits = load_splits()
+    x, y = splits["train"]
+    xv, yv = splits["val"]
+    return (
+        DataLoader(TensorDataset(x[:train], y[:train]), batch_size=batch_size, shuffle=True),
+        DataLoader(TensorDataset(xv[:valid], yv[:valid]), batch_size=valid_batch_size, shuffle=True),
+    )
 
 
 def conv(channels: int, kernel: int) -> nn.Module:

@@ -11,16 +11,14 @@ import json
 import math
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
-from nas_models import digits_net
+from nas_models import digits_loaders
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from trials.nas import LayerChoice, apply_fixed_architecture, dump_search_space
 from trials.nas.oneshot import Callback, OneShotTrainer
@@ -32,12 +30,7 @@ EPOCHS = 3
 WARMUP = 1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
 
 def search_net() -> DartsNetwork:
@@ -66,18 +59,6 @@ def small_trainer(
         **kwargs,
     }
     return CdartsTrainer(model or search_net(), eval_model or eval_net(), **settings)
-
-
-def digits_loaders() -> tuple[DataLoader, DataLoader]:
-    digits_net()  # puts examples/digits on sys.path
-    from data import load_splits
-
-    splits = load_splits()
-    x, y = splits["train"]
-    xv, yv = splits["val"]
-    train = DataLoader(TensorDataset(x[:192], y[:192]), batch_size=32, shuffle=True)
-    valid = DataLoader(TensorDataset(xv[:64], yv[:64]), batch_size=32, shuffle=True)
-    return train, valid
 
 
 class Recorder(Callback):
@@ -110,7 +91,7 @@ class Recorder(Callback):
 def digits_trainer(log_dir: Path, **kwargs: Any) -> CdartsTrainer:
     torch.manual_seed(0)
     model, evaluation = search_net(), eval_net()
-    train, valid = digits_loaders()
+    train, valid = digits_loaders(192, 64)
     return CdartsTrainer(
         model,
         evaluation,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -12,13 +11,7 @@ from torch import nn
 from trials.nas import InputChoice, LayerChoice
 from trials.nas.oneshot import EnasTrainer
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
 
 class Shift(nn.Module):

@@ -11,7 +11,6 @@ import io
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,7 @@ EPOCHS_PER_STAGE = 2
 SKIP = DARTS_OPS.index("skipconnect")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
 
 def darts_network(depth: int) -> nn.Module:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,7 @@ from trials.nas.oneshot.choices import random_architecture, to_decisions
 from trials.nas.zoo import DartsNetwork, NASBench201Network
 from trials.searchspace import architecture_to_json
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
 
 def batches(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -9,14 +9,12 @@ tests read that run and its search log. Algorithm-specific behaviour is in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from nas_models import digits_net
-from torch.utils.data import DataLoader, TensorDataset
+from nas_models import digits_loaders, digits_net
 
 from trials.nas import apply_fixed_architecture, dump_search_space
 from trials.nas.oneshot import (
@@ -34,25 +32,7 @@ ALGORITHMS = ("darts", "enas", "spos", "pdarts", "cdarts")
 EPOCHS = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny convolutions run far faster on one thread than on two busy ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def digits_loaders() -> tuple[DataLoader, DataLoader]:
-    digits_net()  # puts examples/digits on sys.path
-    from data import load_splits
-
-    splits = load_splits()
-    x, y = splits["train"]
-    xv, yv = splits["val"]
-    train = DataLoader(TensorDataset(x[:640], y[:640]), batch_size=32, shuffle=True)
-    valid = DataLoader(TensorDataset(xv[:128], yv[:128]), batch_size=64, shuffle=True)
-    return train, valid
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
 
 class Recorder(Callback):
@@ -75,7 +55,7 @@ class Recorder(Callback):
 def make_trainer(algorithm: str, log_dir: Path, num_epochs: int = EPOCHS, **kwargs: Any) -> OneShotTrainer:
     torch.manual_seed(0)
     model = digits_net()
-    train, valid = digits_loaders()
+    train, valid = digits_loaders(640, 128, valid_batch_size=64)
     common = {
         "train_data": train,
         "valid_data": valid,

@@ -31,14 +31,7 @@ from trials.nas.zoo import (
 )
 from trials.searchspace import architecture_to_json
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run far faster on one thread than on two busy ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
 
 def n_params(module: nn.Module) -> int:

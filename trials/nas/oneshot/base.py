@@ -310,9 +310,12 @@ class OneShotTrainer(abc.ABC):
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
-    def forward_loss(self, inputs: Any, targets: Any) -> tuple[Any, torch.Tensor]:
+    def forward_loss(
+        self, inputs: Any, targets: Any, model: nn.Module | None = None
+    ) -> tuple[Any, torch.Tensor]:
+        """The output and loss of ``model`` (default: the super-net) on one batch."""
         with self.autocast():
-            output = self.model(inputs)
+            output = (model if model is not None else self.model)(inputs)
             loss = self.loss_fn(output, targets)
         return output, loss
 
@@ -347,27 +350,33 @@ class OneShotTrainer(abc.ABC):
 
     @torch.no_grad()
     def evaluate(
-        self, data: Iterable[Batch], max_batches: int | None = None, batch_statistics: bool = False
+        self,
+        data: Iterable[Batch],
+        max_batches: int | None = None,
+        batch_statistics: bool = False,
+        model: nn.Module | None = None,
     ) -> dict[str, float]:
-        """Mean loss and metrics over ``data`` with the current decision applied.
+        """Mean loss and metrics of ``model`` (default: the super-net) over ``data`` with the
+        current decision applied.
 
         ``batch_statistics`` normalises with each batch's own statistics (leaving the running
         ones untouched), which suits weights shared by many architectures.
         """
-        self.model.eval()
+        model = model if model is not None else self.model
+        model.eval()
         sums: dict[str, float] = {}
         seen = 0
-        with _batch_statistics(self.model) if batch_statistics else contextlib.nullcontext():
+        with _batch_statistics(model) if batch_statistics else contextlib.nullcontext():
             for index, batch in enumerate(data):
                 if max_batches is not None and index >= max_batches:
                     break
                 inputs, targets = self.to_device(batch)
-                output, loss = self.forward_loss(inputs, targets)
+                output, loss = self.forward_loss(inputs, targets, model)
                 n = _batch_size(batch)
                 for name, value in self.step_metrics(output, targets, loss).items():
                     sums[name] = sums.get(name, 0.0) + value * n
                 seen += n
-        self.model.train()
+        model.train()
         return {name: value / max(seen, 1) for name, value in sums.items()}
 
     # -- checkpoints ---------------------------------------------------------------------------

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trials.nas.mutables import LayerChoice
-from trials.nas.oneshot.base import Batch, _batch_size, _device, _logits, cycle
+from trials.nas.oneshot.base import _device, _logits, cycle
 from trials.nas.oneshot.choices import ChoiceGroup, apply_architecture, bind_choices
 from trials.nas.oneshot.darts import DartsTrainer
 from trials.nas.oneshot.distributed import Processes, average_gradients, broadcast, join, leave, wrap
@@ -220,16 +220,10 @@ class CdartsTrainer(DartsTrainer):
         if self.log is not None:
             self.log.log_architecture(self.step, epoch, self.export())
 
-    def _forward(self, net: nn.Module, inputs: Any, targets: Any) -> tuple[Any, torch.Tensor]:
-        with self.autocast():
-            output = net(inputs)
-            loss = self.loss_fn(output, targets)
-        return output, loss
-
     def _search_weight_step(self, inputs: Any, targets: Any) -> dict[str, float]:
         """One step of the search network's weights on a training batch (architecture held still)."""
         self.apply_mixture(detach=True)
-        output, loss = self._forward(self.search_net, inputs, targets)
+        output, loss = self.forward_loss(inputs, targets, self.search_net)
         self.optimize(loss, self.optimizer, clip=self.grad_clip)
         return self.step_metrics(output, targets, loss)
 
@@ -243,7 +237,7 @@ class CdartsTrainer(DartsTrainer):
         self.eval_model.train()
         for batch in self.train_data:
             inputs, targets = self.to_device(batch)
-            output, loss = self._forward(self.eval_net, inputs, targets)
+            output, loss = self.forward_loss(inputs, targets, self.eval_net)
             self.optimize(loss, self.eval_optimizer, clip=self.grad_clip)
             self.step_done({f"eval_{k}": v for k, v in self.step_metrics(output, targets, loss).items()})
 
@@ -300,23 +294,10 @@ class CdartsTrainer(DartsTrainer):
         """The super-net's ``val_*`` and the evaluation network's ``val_eval_*`` (current export)."""
         metrics = super().validate()
         self.apply_to_eval_network()
-        metrics.update({f"val_eval_{k}": v for k, v in self._evaluate_eval_network(self.valid_data).items()})
+        metrics.update(
+            {f"val_eval_{k}": v for k, v in self.evaluate(self.valid_data, model=self.eval_model).items()}
+        )
         return metrics
-
-    @torch.no_grad()
-    def _evaluate_eval_network(self, data: Iterable[Batch]) -> dict[str, float]:
-        self.eval_model.eval()
-        sums: dict[str, float] = {}
-        seen = 0
-        for batch in data:
-            inputs, targets = self.to_device(batch)
-            output, loss = self._forward(self.eval_model, inputs, targets)
-            n = _batch_size(batch)
-            for name, value in self.step_metrics(output, targets, loss).items():
-                sums[name] = sums.get(name, 0.0) + value * n
-            seen += n
-        self.eval_model.train()
-        return {name: value / max(seen, 1) for name, value in sums.items()}
 
     # -- running, checkpoints -----------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
