@@ -186,27 +186,31 @@ class DartsTrainer(OneShotTrainer):
     # -- export ---------------------------------------------------------------------------------
     def select(self) -> dict[str, list[int]]:
         weights = self.choice_weights()
-        strength = {g.key: self._strength(g, weights[g.key]) for g in self.groups if g.is_layer}
+        groups = self.decision_groups()
         chosen: dict[str, list[int]] = {}
-        for group in self.groups:
+        strength: dict[str, float] = {}  # of each layer choice: its strongest non-zero candidate
+        for group in groups:
+            if group.is_layer:
+                w, alive = weights[group.key], self.alive_candidates(group)
+                zeros = set(group.zero_candidates())
+                real = [i for i in alive if i not in zeros]
+                chosen[group.key] = [max(real or alive, key=lambda i: w[i])]
+                strength[group.key] = max((w[i] for i in real), default=0.0)
+        for group in groups:
             w = weights[group.key]
             if group.is_layer:
-                zeros = set(group.zero_candidates())
-                allowed = [i for i in range(len(group)) if i not in zeros] or list(range(len(group)))
-                chosen[group.key] = [max(allowed, key=lambda i: w[i])]
-            elif group.n_chosen is None:
+                continue
+            if group.n_chosen is None:
                 chosen[group.key] = [i for i, gate in enumerate(w) if gate > 0.5]
             else:
                 scores = [w[i] * strength.get(name, 1.0) for i, name in enumerate(group.candidates)]
                 ranked = sorted(range(len(group)), key=lambda i: -scores[i])
                 chosen[group.key] = sorted(ranked[: group.n_chosen])
-        return chosen
+        return {group.key: chosen[group.key] for group in groups}
 
-    @staticmethod
-    def _strength(group: ChoiceGroup, weights: list[float]) -> float:
-        zeros = set(group.zero_candidates())
-        values = [w for i, w in enumerate(weights) if i not in zeros]
-        return max(values) if values else 0.0
+    def alive_candidates(self, group: ChoiceGroup) -> list[int]:
+        """The candidates of a layer choice the export may pick (all; P-DARTS: the survivors)."""
+        return list(range(len(group)))
 
     # -- checkpoint -----------------------------------------------------------------------------
     def algorithm_state(self) -> dict[str, Any]:

@@ -315,6 +315,9 @@ class PdartsTrainer(DartsTrainer):
     def decision_groups(self) -> Sequence[ChoiceGroup]:
         return self.space_groups
 
+    def alive_candidates(self, group: ChoiceGroup) -> list[int]:
+        return self._alive(group.key)
+
     def _alive(self, key: str) -> list[int]:
         """The candidates of ``key`` still searched (an input choice keeps them all)."""
         return list(self.survivors[key]) if key in self.survivors else list(range(len(self._full(key))))
@@ -339,29 +342,10 @@ class PdartsTrainer(DartsTrainer):
     # -- export ---------------------------------------------------------------------------------
     def select(self) -> dict[str, list[int]]:
         """DARTS' rule over the survivors (indices in the original space), then the skip limit."""
-        weights = self.choice_weights()
-        chosen: dict[str, list[int]] = {}
-        strength: dict[str, float] = {}
-        for group in self.space_groups:
-            if group.is_layer:
-                w, alive = weights[group.key], self.survivors[group.key]
-                zeros = set(group.zero_candidates())
-                real = [i for i in alive if i not in zeros]
-                chosen[group.key] = [max(real or alive, key=lambda i: w[i])]
-                strength[group.key] = max((w[i] for i in real), default=0.0)
-        for group in self.space_groups:
-            if group.is_layer:
-                continue
-            w = weights[group.key]
-            if group.n_chosen is None:
-                chosen[group.key] = [i for i, gate in enumerate(w) if gate > 0.5]
-            else:
-                scores = [w[i] * strength.get(name, 1.0) for i, name in enumerate(group.candidates)]
-                ranked = sorted(range(len(group)), key=lambda i: -scores[i])
-                chosen[group.key] = sorted(ranked[: group.n_chosen])
+        chosen = super().select()
         if self.max_skip is not None:
-            self._limit_skips(chosen, weights, self.max_skip)
-        return {group.key: chosen[group.key] for group in self.space_groups}
+            self._limit_skips(chosen, self.choice_weights(), self.max_skip)
+        return chosen
 
     def _limit_skips(
         self, chosen: dict[str, list[int]], weights: Mapping[str, list[float]], limit: int
