@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from netns import unshare_prefix
 
 REPO = Path(__file__).resolve().parent.parent
 SKIP_ENV = "NASCTL_SKIP_RAY"
@@ -35,30 +35,12 @@ pytestmark = [
 ]
 
 
-def unshare_command() -> list[str]:
-    """``unshare`` for a private network, PID and mount namespace; killed with this process."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.fail(
-            f"the Ray tests need unshare (util-linux) to run Ray in a network namespace; {HOW_TO_SKIP}"
-        )
-    user = [] if os.geteuid() == 0 else ["--map-root-user"]
-    return [unshare, *user, "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
-
-
 def test_ray_group_passes_inside_its_own_network_namespace() -> None:
     if importlib.util.find_spec("ray") is None:
         pytest.fail(
             f"Ray is not installed in {sys.executable}: pip install -e '.[dev]' (or '.[ray]'); {HOW_TO_SKIP}"
         )
-    probe = subprocess.run(
-        [*unshare_command(), "ip", "link", "set", "lo", "up"], capture_output=True, text=True, timeout=30
-    )
-    if probe.returncode != 0:
-        pytest.fail(
-            f"cannot create a network namespace (unshare: {probe.stderr.strip()}): run as root or allow "
-            f"user namespaces; {HOW_TO_SKIP}"
-        )
+    prefix = unshare_prefix("the Ray tests", HOW_TO_SKIP, mount_proc=True)
     # sh stays PID 1 of the namespace (no exec): it reaps the Ray daemons orphaned by `ray start`.
     inner = (
         f"ip link set lo up && {sys.executable} -m pytest -q -rs -p no:cacheprovider {' '.join(INNER_TESTS)}"
@@ -67,7 +49,7 @@ def test_ray_group_passes_inside_its_own_network_namespace() -> None:
     began = time.monotonic()
     try:
         done = subprocess.run(
-            [*unshare_command(), "sh", "-c", inner],
+            [*prefix, "sh", "-c", inner],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
