@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from trials.nas import LayerChoice, apply_fixed_architecture
-from trials.nas.oneshot import SposTrainer, bind_choices, measure, recalibrate_batchnorm
+from trials.nas.oneshot import ProgressPrinter, SposTrainer, bind_choices, measure, recalibrate_batchnorm
 from trials.nas.oneshot.choices import random_architecture, to_decisions
 from trials.nas.zoo import DartsNetwork, NASBench201Network
 from trials.searchspace import architecture_to_json
@@ -130,3 +131,11 @@ def test_resume_during_the_evolution_finishes_the_same_search(tmp_path: Path) ->
     assert resumed.fit() == straight
     for name in ("weights.jsonl", "metrics.jsonl"):
         assert (tmp_path / "crash" / name).read_text() == (tmp_path / "straight" / name).read_text()
+
+
+def test_the_progress_shows_each_generation_of_the_evolution() -> None:
+    stream = io.StringIO()
+    spos(callbacks=[ProgressPrinter(stream)]).fit()
+    rounds = [line for line in stream.getvalue().splitlines() if line.startswith("search round")]
+    assert [line.split()[2] for line in rounds] == ["1/3", "2/3", "3/3"]  # the first and two more
+    assert all("search_best_acc" in line for line in rounds)

@@ -120,6 +120,8 @@ class Recorder(Callback):
         self.steps: dict[int, dict[str, float]] = {}
         self.epochs: list[dict[str, float]] = []
         self.epoch_end_steps: list[int] = []
+        self.round_steps: list[int] = []  # SPOS' generations
+        self.rounds: list[dict[str, float]] = []
         self.crash_at = crash_at
 
     def on_step_end(self, trainer: OneShotTrainer, step: int, metrics: Mapping[str, float]) -> None:
@@ -130,6 +132,12 @@ class Recorder(Callback):
     def on_epoch_end(self, trainer: OneShotTrainer, epoch: int, metrics: Mapping[str, float]) -> None:
         self.epochs.append(dict(metrics))
         self.epoch_end_steps.append(trainer.step)
+
+    def on_search_round(
+        self, trainer: OneShotTrainer, step: int, round: int, rounds: int, metrics: Mapping[str, float]
+    ) -> None:
+        self.round_steps.append(step)
+        self.rounds.append(dict(metrics))
 
 
 Scalars = dict[str, list[tuple[int, float]]]
@@ -209,11 +217,11 @@ def test_each_candidate_weight_equals_the_weights_jsonl_line_of_its_step(
     searches: dict[str, Search], algorithm: str
 ) -> None:
     search = searches[algorithm]
-    last_step = max(search.recorder.steps)  # later lines are SPOS' evolution, which runs no hook
     jsonl = {line["step"]: line["weights"] for line in lines(search.log_dir, "weights.jsonl")}
-    expected_steps = [step for step in jsonl if step <= last_step]
+    expected_steps = list(jsonl)  # SPOS' evolution included (a line per generation)
     logging_steps = {step for step in search.recorder.steps if step % LOG_EVERY == 0}
-    assert expected_steps == sorted(logging_steps | set(search.recorder.epoch_end_steps))
+    every_end = set(search.recorder.epoch_end_steps) | set(search.recorder.round_steps)
+    assert expected_steps == sorted(logging_steps | every_end)
     tags = search.tags("weights/")
     choices = search.trainer.space.nas_choices  # every candidate, also those P-DARTS dropped
     assert set(tags) == {f"weights/{choice.key}/{name}" for choice in choices for name in choice.candidates}
@@ -224,6 +232,20 @@ def test_each_candidate_weight_equals_the_weights_jsonl_line_of_its_step(
             assert [value for _, value in events] == [
                 approx(jsonl[s][group.key][index]) for s in expected_steps
             ]
+
+
+def test_each_generation_of_spos_evolution_is_written_with_its_search_metrics(
+    searches: dict[str, Search],
+) -> None:
+    search = searches["spos"]
+    metrics = [
+        line for line in lines(search.log_dir, "metrics.jsonl") if "search_best_acc" in line["metrics"]
+    ]
+    assert len(metrics) == len(search.recorder.rounds) == 2  # generations=1: the first and one more
+    for name in ("search_best_acc", "search_mean_acc"):
+        assert search.tags("search/")[f"search/{name}"] == [
+            (line["step"], approx(line["metrics"][name])) for line in metrics
+        ]
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

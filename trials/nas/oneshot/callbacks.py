@@ -33,6 +33,14 @@ class Callback:
         """After ``epoch`` and its checkpoint; ``metrics`` hold the epoch's ``train_*`` means, the
         ``val_*`` figures, and ``train_s``/``val_s``, the seconds the two phases took."""
 
+    def on_search_round(
+        self, trainer: OneShotTrainer, step: int, round: int, rounds: int, metrics: Mapping[str, float]
+    ) -> None:
+        """After each round of a search that runs once the training is over (SPOS' evolution: a
+        generation), ``round`` of ``rounds`` counted from 1; ``step`` goes on counting from the
+        last training step, as in the search log, and ``metrics`` are the round's (SPOS:
+        ``search_best_acc``, ``search_mean_acc``)."""
+
     def on_search_end(self, trainer: OneShotTrainer, architecture: Mapping[str, Any]) -> None:
         """After the export; ``architecture`` is what ``architecture.json`` holds."""
 
@@ -99,6 +107,11 @@ class ProgressPrinter(Callback):
             file=self.stream,
             flush=True,
         )
+
+    def on_search_round(
+        self, trainer: OneShotTrainer, step: int, round: int, rounds: int, metrics: Mapping[str, float]
+    ) -> None:
+        print(f"search round {round}/{rounds}  {_format(metrics)}", file=self.stream, flush=True)
 
     def on_search_end(self, trainer: OneShotTrainer, architecture: Mapping[str, Any]) -> None:
         short = {key: value["_value"] for key, value in architecture.items()}

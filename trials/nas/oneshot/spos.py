@@ -250,15 +250,16 @@ class SposTrainer(OneShotTrainer):
                 scores.append(score)
             self.generation += 1
             self._top_weights = self._parent_shares()
+            step = self.step + self.generation  # the evolution goes on counting, one per generation
+            best = self._top()[0][1]
+            mean = sum(scores) / len(scores) if scores else float("nan")
+            metrics = {f"search_best_{self.reward}": best, f"search_mean_{self.reward}": mean}
             if self.log is not None:
-                step = self.step + self.generation  # the evolution goes on counting, one per generation
                 self.log.log_weights(step, self.epoch, self._top_weights)
-                best = self._top()[0][1]
-                mean = sum(scores) / len(scores) if scores else float("nan")
-                self.log.log_metrics(
-                    step, self.epoch, {f"search_best_{self.reward}": best, f"search_mean_{self.reward}": mean}
-                )
+                self.log.log_metrics(step, self.epoch, metrics)
             self.save_checkpoint()
+            for callback in self.callbacks:
+                callback.on_search_round(self, step, self.generation, self.generations + 1, metrics)
         return self._top()[0][0]
 
     # -- checkpoint -----------------------------------------------------------------------------

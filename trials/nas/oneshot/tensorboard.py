@@ -9,14 +9,14 @@ The callback works only through the :class:`~trials.nas.oneshot.callbacks.Callba
   epoch's summary, at the epoch (counted from 0, as in ``metrics.jsonl``);
 * ``weights/<key>/<candidate>``: each candidate's architecture weight (what ``weights.jsonl``
   records), at the same steps and at every epoch end (once per step). A candidate name that
-  repeats within its choice gets ``#<index>``.
+  repeats within its choice gets ``#<index>``;
+* ``search/<metric>`` (SPOS: ``search/search_best_acc``, ...): each round of a search that runs
+  after the training (SPOS' evolution), at its step, with the weights of that step.
 
 TensorBoard is optional: it is imported when the callback is built, never by ``import
 trials.nas.oneshot``. The writer is flushed at every epoch end. A resumed search hides what the
 crashed run wrote after its checkpoint (``purge_step``), so every step shows once; a fresh search
 hides what an earlier run left in the same folder, as the search log starts afresh too.
-SPOS' evolution (after the last epoch) runs no hook, so its generations are in ``weights.jsonl``
-and ``metrics.jsonl`` only.
 """
 
 from __future__ import annotations
@@ -139,6 +139,17 @@ class TensorBoardCallback(Callback):
                 self._writer.add_scalar(f"epoch/{name}", float(value), epoch)
         if self._weights_step != trainer.step:
             self._write_weights(trainer, trainer.step)
+        self._writer.flush()
+
+    def on_search_round(
+        self, trainer: OneShotTrainer, step: int, round: int, rounds: int, metrics: Mapping[str, float]
+    ) -> None:
+        if self._writer is None:
+            return
+        for name, value in metrics.items():
+            if _numeric(value):
+                self._writer.add_scalar(f"search/{name}", float(value), step)
+        self._write_weights(trainer, step)
         self._writer.flush()
 
     def on_search_end(self, trainer: OneShotTrainer, architecture: Mapping[str, Any]) -> None:
