@@ -79,7 +79,9 @@ def build_model(args: argparse.Namespace, retrain: bool = False, layers: int | N
             n_nodes=args.nodes,
             affine=retrain,
         )
-    return NASBench201Network(args.channels, args.layers, 10, in_channels(args))
+    return NASBench201Network(
+        args.channels, layers if layers is not None else args.layers, 10, in_channels(args)
+    )
 
 
 def loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader:
