@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
+from conftest import ctrl_c_acts
 from waiting import wait_until
 
 from nasctl.client import Client, DaemonInfo
@@ -567,6 +568,7 @@ def test_foreground_ctrl_c_stops_the_experiment_and_exits_130(home: Path, tmp_pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_acts,
     )
     try:
         info = wait_until(lambda: DaemonInfo.read(home), 30, "the in-process daemon")

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from conftest import (
     RunningDaemon,
+    ctrl_c_acts,
     fast_trial_config,
     wait_until,
 )
@@ -284,6 +285,7 @@ def nasctl(*args: str, **kwargs: Any) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_acts,
         **kwargs,
     )
 

@@ -291,7 +291,10 @@ def test_a_failed_generate_is_recorded_and_asked_again_after_the_next_event(
 """
     )
     tuner = custom_tuner(tmp_path, source, "FlakyGenerator")
-    exp = daemon.create(fast_config("--sleep 0.3", maxTrialNumber=4, trialConcurrency=2, tuner=tuner))
+    # three slots: parameter 2 is asked (and fails) while trials 0 and 1 surely still run, so a
+    # next event comes; with two it was asked only when one ended, and on a busy machine the
+    # other could end first, leaving nothing running (an ERROR, rightly)
+    exp = daemon.create(fast_config("--sleep 0.3", maxTrialNumber=4, trialConcurrency=3, tuner=tuner))
     done = daemon.wait_for_status(exp["id"], ("DONE", "ERROR"))
     assert done["status"] == "DONE" and done["trialCounts"]["SUCCEEDED"] == 4
     assert done["error"].startswith("tuner generate_parameters(2) failed: flaky once")
