@@ -1,6 +1,6 @@
 """DARTS, ENAS, SPOS, P-DARTS and CDARTS against random architectures, on digits: the README's table.
 
-    python examples/oneshot/compare.py [--space darts] [--random 3]     # ~30 min on 2 CPU cores
+    python examples/oneshot/compare.py [--space darts] [--random 3]     # ~10 min on 2 idle CPU cores
     python examples/oneshot/compare.py --algorithms pdarts,cdarts --seeds 0,1,2
 
 Runs each search with its defaults (``search.py``) once per ``--seeds`` seed, retrains each export from scratch
