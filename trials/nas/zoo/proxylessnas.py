@@ -20,7 +20,8 @@ momentum 0.1 and eps 1e-3, dropout 0, and the six candidates above.
 
 ``width_mult`` scales every width (stem, first block, stages) and rounds it as MobileNetV2
 does: to the nearest multiple of 8, at least 8, and never more than 10 % below the scaled
-value. ``last_channels`` is scaled only when ``width_mult > 1`` (MobileNetV2's rule too).
+value; at 1.0 too, so every built width is a multiple of 8 (``widths`` on the network lists
+them). ``last_channels`` is scaled only when ``width_mult > 1`` (MobileNetV2's rule too).
 """
 
 from __future__ import annotations
