@@ -18,6 +18,7 @@ from trials.nas.zoo.enas import (
     ENASMicroNetwork,
 )
 from trials.nas.zoo.nasbench201 import NB201_OPS, NASBench201Cell, NASBench201Network
+from trials.nas.zoo.proxylessnas import MBConv, ProxylessBlock, ProxylessNASNetwork
 
 __all__ = [
     "DARTS_OPS",
@@ -30,6 +31,9 @@ __all__ = [
     "ENASMacroLayer",
     "ENASMicroLayer",
     "ENASMicroNetwork",
+    "MBConv",
     "NASBench201Cell",
     "NASBench201Network",
+    "ProxylessBlock",
+    "ProxylessNASNetwork",
 ]
