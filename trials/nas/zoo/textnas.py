@@ -190,14 +190,19 @@ class TextNASLayer(MutableScope):
             else None
         )
         self.op = LayerChoice(
-            OrderedDict((name, textnas_op(name, channels, heads)) for name in TEXTNAS_OPS), key=f"layer{index}_op"
+            OrderedDict((name, textnas_op(name, channels, heads)) for name in TEXTNAS_OPS),
+            key=f"layer{index}_op",
         )
         self.skip = (
-            InputChoice(choose_from=skip_labels, n_chosen=None, key=f"layer{index}_skip") if skip_labels else None
+            InputChoice(choose_from=skip_labels, n_chosen=None, key=f"layer{index}_skip")
+            if skip_labels
+            else None
         )
         self.norm = nn.LayerNorm(channels)
 
-    def forward(self, inputs: list[torch.Tensor], skips: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, inputs: list[torch.Tensor], skips: list[torch.Tensor], mask: torch.Tensor
+    ) -> torch.Tensor:
         x = self.input_choice(inputs) if self.input_choice is not None else inputs[0]
         out = self.op(x, mask)
         if self.skip is not None:
