@@ -77,6 +77,14 @@ def test_op_output_at_real_positions_does_not_depend_on_padded_length(name: str)
     torch.testing.assert_close(out_longer[:, :, :9], out, atol=1e-5, rtol=1e-5)
 
 
+def test_pools_see_only_real_positions_in_their_window() -> None:
+    x = -torch.arange(1.0, 6.0).view(1, 1, 5)  # -1 .. -5, all below the zeros of the padding
+    mask = padding_mask([3], 5)
+    avg, peak = textnas_op("avgpool", 1)(x, mask), textnas_op("maxpool", 1)(x, mask)
+    torch.testing.assert_close(avg[0, 0], torch.tensor([-1.5, -2.0, -2.5, 0.0, 0.0]))
+    torch.testing.assert_close(peak[0, 0], torch.tensor([-1.0, -1.0, -2.0, 0.0, 0.0]))
+
+
 def test_masked_batch_norm_uses_real_positions_only() -> None:
     bn = MaskedBatchNorm1d(3)
     mask = padding_mask([5, 2], 5)
