@@ -19,12 +19,14 @@ from trials.nas.zoo.enas import (
 )
 from trials.nas.zoo.nasbench201 import NB201_OPS, NASBench201Cell, NASBench201Network
 from trials.nas.zoo.proxylessnas import MBConv, ProxylessBlock, ProxylessNASNetwork
+from trials.nas.zoo.textnas import TEXTNAS_OPS, MaskedBatchNorm1d, TextNASLayer, TextNASNetwork
 
 __all__ = [
     "DARTS_OPS",
     "MACRO_OPS",
     "MICRO_OPS",
     "NB201_OPS",
+    "TEXTNAS_OPS",
     "DartsCell",
     "DartsNetwork",
     "ENASMacroGeneralModel",
@@ -32,8 +34,11 @@ __all__ = [
     "ENASMicroLayer",
     "ENASMicroNetwork",
     "MBConv",
+    "MaskedBatchNorm1d",
     "NASBench201Cell",
     "NASBench201Network",
     "ProxylessBlock",
     "ProxylessNASNetwork",
+    "TextNASLayer",
+    "TextNASNetwork",
 ]
