@@ -331,3 +331,57 @@ def test_two_path_gradient_is_the_binary_gate_estimate_over_the_sampled_pair() -
     other = ({0, 1, 2} - set(pair)).pop()
     before = torch.softmax(torch.tensor([0.3, -0.2, 0.1]), 0)[other]
     assert torch.softmax(search.alphas[0].detach(), 0)[other].item() == pytest.approx(before.item())
+
+
+def _saved_bytes(run: Any) -> int:
+    """Bytes autograd keeps for backward during ``run()``: the activation memory of a step."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return total
+
+
+def test_a_step_keeps_one_or_two_paths_in_memory_where_darts_keeps_all() -> None:
+    from trials.nas.oneshot import DartsTrainer
+
+    def wide() -> nn.Module:
+        class Wide(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.stem = nn.Conv2d(1, 8, 3, padding=1)
+                ops = OrderedDict(
+                    (f"c{k}", nn.Sequential(nn.Conv2d(8, 8, k, padding=k // 2), nn.ReLU()))
+                    for k in (1, 3, 5, 7)
+                )
+                self.a = LayerChoice(ops, key="a")
+                self.head = nn.Linear(8, 10)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.head(self.a(self.stem(x)).mean(dim=(2, 3)))
+
+        return Wide()
+
+    x, y = torch.randn(8, 1, 16, 16), torch.randint(0, 10, (8,))
+    table = LatencyTable({"a": {"c1": 1.0, "c3": 2.0, "c5": 3.0, "c7": 4.0}})
+    proxyless = trainer(wide(), latency_table=table)
+    darts = DartsTrainer(wide(), train_data=batches(), valid_data=batches(), num_epochs=1, progress=False)
+
+    def weight_step() -> None:
+        from trials.nas.oneshot.choices import apply_architecture
+
+        apply_architecture(proxyless.groups, proxyless.sample_paths())
+        proxyless.forward_loss(x, y)
+
+    def darts_step() -> None:
+        darts.apply_mixture()
+        darts.forward_loss(x, y)
+
+    one, two = _saved_bytes(weight_step), _saved_bytes(lambda: proxyless.architecture_step((x, y)))
+    every = _saved_bytes(darts_step)
+    assert one < two < every
