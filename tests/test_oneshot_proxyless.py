@@ -385,3 +385,27 @@ def test_a_step_keeps_one_or_two_paths_in_memory_where_darts_keeps_all() -> None
     one, two = _saved_bytes(weight_step), _saved_bytes(lambda: proxyless.architecture_step((x, y)))
     every = _saved_bytes(darts_step)
     assert one < two < every
+
+
+def test_modules_sharing_a_key_share_one_decision_and_add_their_costs() -> None:
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(1, 4, 1)
+            self.a1 = LayerChoice(
+                OrderedDict(k1=nn.Conv2d(4, 4, 1), k3=nn.Conv2d(4, 4, 3, padding=1)), key="a"
+            )
+            self.a2 = LayerChoice(
+                OrderedDict(k1=nn.Conv2d(4, 4, 1), k3=nn.Conv2d(4, 4, 3, padding=1)), key="a"
+            )
+            self.head = nn.Linear(4, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.a2(self.a1(self.stem(x))).mean(dim=(2, 3)))
+
+    model = Shared()
+    search = trainer(model, latency_table=LatencyTable({"a": {"k1": 1.0, "k3": 2.0}}), num_epochs=2)
+    table = LatencyTable.from_cost(model, search.groups, torch.randn(2, 1, 6, 6), cost="params")
+    assert table.candidates["a"] == {"k1": pytest.approx(2 * 20 / 1e6), "k3": pytest.approx(2 * 148 / 1e6)}
+    search.fit()
+    assert model.a1.active == model.a2.active == search.select()["a"]
