@@ -21,7 +21,9 @@ from trials.nas.oneshot.cost import Cost, measure
 from trials.nas.oneshot.darts import DartsTrainer
 from trials.nas.oneshot.enas import Controller, EnasTrainer
 from trials.nas.oneshot.graph import build_graph
+from trials.nas.oneshot.latency import LatencyTable
 from trials.nas.oneshot.pdarts import PdartsTrainer
+from trials.nas.oneshot.proxyless import ProxylessTrainer
 from trials.nas.oneshot.searchlog import SearchLog
 from trials.nas.oneshot.spos import SposTrainer, recalibrate_batchnorm
 from trials.nas.oneshot.tensorboard import TensorBoardCallback  # imports TensorBoard only when built
@@ -34,9 +36,11 @@ __all__ = [
     "Cost",
     "DartsTrainer",
     "EnasTrainer",
+    "LatencyTable",
     "OneShotTrainer",
     "PdartsTrainer",
     "ProgressPrinter",
+    "ProxylessTrainer",
     "SearchLog",
     "SposTrainer",
     "TensorBoardCallback",
