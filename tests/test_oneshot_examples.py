@@ -34,19 +34,22 @@ def example(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def option(args: tuple[str, ...], name: str) -> list[str]:
+    """``name`` and its value, as given in ``args``."""
+    at = args.index(name)
+    return [name, args[at + 1]]
+
+
 def search_and_retrain(tmp_path: Path, *search_args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     logdir = tmp_path / "log"
     proc = example("search.py", *search_args, "--logdir", str(logdir), "--tensorboard")
+    shape = [
+        arg for name in ("--space", "--layers") if name in search_args for arg in option(search_args, name)
+    ]
     retrained = example(
-        "retrain.py",
-        "--arch",
-        str(logdir / "architecture.json"),
-        "--epochs",
-        "1",
-        "--channels",
-        "4",
-        "--quiet",
-    )
+        "retrain.py", "--arch", str(logdir / "architecture.json"), "--epochs", "1", "--channels", "4", "--quiet",
+        *shape,
+    )  # fmt: skip
     assert "test accuracy:" in retrained.stdout
     return proc, logdir
 
@@ -84,3 +87,16 @@ def test_cdarts_example_exports_every_epoch_and_its_export_retrains(tmp_path: Pa
     view = SearchLog(logdir).view()
     assert view["finished"] and not view["problems"]
     assert list((logdir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_proxyless_example_profiles_a_latency_table_and_its_export_retrains(tmp_path: Path) -> None:
+    _, logdir = search_and_retrain(
+        tmp_path,
+        "--algorithm", "proxyless", "--space", "proxyless",
+        "--epochs", "2", "--warmup", "1", "--channels", "4", "--layers", "1",
+    )  # fmt: skip
+    table = json.loads((logdir / "latency.json").read_text())
+    assert table["unit"] == "ms" and all(v > 0 for c in table["candidates"].values() for v in c.values())
+    metrics = [json.loads(line)["metrics"] for line in (logdir / "metrics.jsonl").read_text().splitlines()]
+    assert any("train_expected_latency_ms" in m for m in metrics)
+    assert SearchLog(logdir).view()["finished"]

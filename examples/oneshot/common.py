@@ -6,8 +6,8 @@ images. The search never sees the test images; ``retrain.py`` reports accuracy o
 ``--data synthetic-cifar`` swaps in random CIFAR-shaped images (3x32x32, ten classes, each
 class a fixed pattern under noise) for timing runs on a GPU.
 
-Spaces: ``darts`` (a DARTS-cell network) and ``nb201`` (the NAS-Bench-201 network), both
-from ``trials.nas.zoo``, sized for digits on a CPU unless ``--channels``/``--layers`` say
+Spaces: ``darts`` (a DARTS-cell network), ``nb201`` (the NAS-Bench-201 network) and
+``proxyless`` (ProxylessNAS' inverted-residual blocks), all from ``trials.nas.zoo``, sized for digits on a CPU unless ``--channels``/``--layers`` say
 otherwise.
 """
 
@@ -26,11 +26,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from trials.nas.oneshot import bind_choices, choices
-from trials.nas.zoo import DartsNetwork, NASBench201Network
+from trials.nas.zoo import DartsNetwork, NASBench201Network, ProxylessNASNetwork
 from trials.searchspace import architecture_to_json
 
 HERE = Path(__file__).resolve().parent
-SPACES = ("darts", "nb201")
+SPACES = ("darts", "nb201", "proxyless")
 
 
 def _digits_module() -> Any:
@@ -79,8 +79,30 @@ def build_model(args: argparse.Namespace, retrain: bool = False, layers: int | N
             n_nodes=args.nodes,
             affine=retrain,
         )
+    if args.space == "proxyless":
+        return proxyless_network(args, layers if layers is not None else args.layers)
     return NASBench201Network(
         args.channels, layers if layers is not None else args.layers, 10, in_channels(args)
+    )
+
+
+def proxyless_network(args: argparse.Namespace, layers: int) -> nn.Module:
+    """ProxylessNAS' space sized for small images: two stages of ``layers`` blocks, widths
+    ``2 * --channels`` and ``4 * --channels``, kernels 3 and 5 (on digits a block with all six
+    candidates trains its shared weights far more slowly), expansions 3 and 6, ``zero`` where residual."""
+    c = 2 * args.channels
+    return ProxylessNASNetwork(
+        n_classes=10,
+        in_channels=in_channels(args),
+        stage_widths=(c, 2 * c),
+        stage_depths=(layers, layers),
+        stage_strides=(2, 1) if args.data == "digits" else (2, 2),
+        stem_channels=c,
+        stem_stride=1,
+        first_channels=c,
+        last_channels=4 * c,
+        kernels=(3, 5),
+        expansions=(3, 6),
     )
 
 
@@ -96,7 +118,9 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--data", choices=("digits", "synthetic-cifar"), default="digits")
     parser.add_argument("--samples", type=int, default=10000, help="training images of synthetic-cifar")
     parser.add_argument("--channels", type=int, default=8, help="channels of the first cell")
-    parser.add_argument("--layers", type=int, default=3, help="DARTS: cells; NB201: cells per stage")
+    parser.add_argument(
+        "--layers", type=int, default=3, help="DARTS: cells; NB201, proxyless: cells or blocks per stage"
+    )
     parser.add_argument("--nodes", type=int, default=3, help="DARTS: intermediate nodes per cell")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)

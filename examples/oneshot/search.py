@@ -5,6 +5,7 @@
     python examples/oneshot/search.py --algorithm spos --space nb201
     python examples/oneshot/search.py --algorithm pdarts           # 3 stages of 3, 5, 7 cells
     python examples/oneshot/search.py --algorithm cdarts           # search 3 cells, evaluation 5 cells
+    python examples/oneshot/search.py --algorithm proxyless --space proxyless   # with a latency term
     python examples/oneshot/search.py --algorithm darts --tensorboard   # also TensorBoard events in the log
     python examples/oneshot/search.py --algorithm darts --device cuda --amp --data synthetic-cifar \\
         --channels 16 --layers 8 --nodes 4 --batch-size 96        # the paper's search network, on a GPU
@@ -41,18 +42,21 @@ from trials.nas.oneshot import (
     CdartsTrainer,
     DartsTrainer,
     EnasTrainer,
+    LatencyTable,
     OneShotTrainer,
     PdartsTrainer,
+    ProxylessTrainer,
     SposTrainer,
     TensorBoardCallback,
+    bind_choices,
 )
 
-ALGORITHMS = ("darts", "enas", "spos", "pdarts", "cdarts")
+ALGORITHMS = ("darts", "enas", "spos", "pdarts", "cdarts", "proxyless")
 #: Epochs per algorithm when --epochs is not given (digits, 2 CPU cores, a few minutes each);
 #: for P-DARTS the epochs of each stage.
-DEFAULT_EPOCHS = {"darts": 8, "enas": 12, "spos": 12, "pdarts": 4, "cdarts": 8}
+DEFAULT_EPOCHS = {"darts": 8, "enas": 12, "spos": 12, "pdarts": 4, "cdarts": 8, "proxyless": 30}
 #: Epochs at the start that train only the network's weights (P-DARTS: of each stage).
-DEFAULT_WARMUP = {"pdarts": 1, "cdarts": 2}
+DEFAULT_WARMUP = {"pdarts": 1, "cdarts": 2, "proxyless": 10}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,6 +82,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--warmup", type=int, help="P-DARTS, CDARTS: epochs that train only the weights (P-DARTS: per stage)"
     )
     parser.add_argument(
+        "--latency-weight", type=float, default=0.1, help="ProxylessNAS: weight of the expected latency"
+    )
+    parser.add_argument(
+        "--latency-mode", choices=("additive", "multiplicative"), default="additive", help="ProxylessNAS"
+    )
+    parser.add_argument(
         "--tensorboard", action="store_true", help="also write TensorBoard events to <logdir>/tensorboard"
     )
     parser.set_defaults(epochs=None)
@@ -86,6 +96,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.epochs = DEFAULT_EPOCHS[args.algorithm]
     if args.warmup is None:  # never all of a (P-DARTS: stage's) epochs
         args.warmup = min(DEFAULT_WARMUP.get(args.algorithm, 0), max(args.epochs - 1, 0))
+    if (args.algorithm == "proxyless") != (args.space == "proxyless"):
+        parser.error(
+            "--algorithm proxyless and --space proxyless go together (its blocks have no input choices)"
+        )
     if args.algorithm == "pdarts" and args.space != "darts":
         parser.error("--algorithm pdarts searches the darts space (its stages deepen a DARTS-cell network)")
     try:
@@ -141,6 +155,8 @@ def make_trainer(args: argparse.Namespace) -> OneShotTrainer:
     valid = loader(*data["val"], args.batch_size, shuffle=True)
     common = trainer_arguments(args, train, valid, args.algorithm, callbacks)
     common.update(training_arguments(args, model))
+    if args.algorithm == "proxyless":
+        return make_proxyless(args, model, train_x[: args.batch_size], common)
     if args.algorithm == "enas":
         return EnasTrainer(
             model,
@@ -174,6 +190,30 @@ def make_pdarts(
         lr_scheduler_factory=make_schedule,
         **darts,
         **trainer_arguments(args, train, valid, "pdarts", callbacks),
+    )
+
+
+def make_proxyless(
+    args: argparse.Namespace, model: Any, example: Any, common: dict[str, Any]
+) -> ProxylessTrainer:
+    """ProxylessNAS with a latency table of this machine, profiled at the start of a search and kept
+    as ``latency.json`` in the log folder; ``--resume`` reads it back, so the objective stays the same."""
+    path = Path(common["log_dir"]) / "latency.json"
+    if args.resume and path.exists():
+        table = LatencyTable.load(path)
+    else:
+        _, groups = bind_choices(model)
+        table = LatencyTable.profile(model, groups, example, device=args.device)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.save(path)
+    return ProxylessTrainer(
+        model,
+        latency_table=table,
+        latency_weight=args.latency_weight,
+        latency_mode=args.latency_mode,
+        warmup_epochs=args.warmup,
+        arch_lr=args.arch_lr,
+        **common,
     )
 
 
