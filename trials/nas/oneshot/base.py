@@ -135,13 +135,7 @@ class OneShotTrainer(abc.ABC):
             raise ValueError(f"{name}: mixed_precision needs a CUDA device, got device {str(self.device)!r}")
         self.model = model
         self.space, self.groups = bind_choices(model)
-        problems = [
-            f"{g.describe()}: {why}" for g in self.groups if (why := self.check_choice(g)) is not None
-        ]
-        if problems:
-            raise UnsupportedChoiceError(
-                f"{name} cannot search this model: {'; '.join(problems)} (see the support matrix in README.md)"
-            )
+        self.refuse_unsupported(self.groups)
         self.model.to(self.device)
         self.train_data = train_data
         self.valid_data = valid_data
@@ -193,6 +187,15 @@ class OneShotTrainer(abc.ABC):
 
     def check_choice(self, group: ChoiceGroup) -> str | None:
         return None
+
+    def refuse_unsupported(self, groups: Sequence[ChoiceGroup]) -> None:
+        """Raise ``UnsupportedChoiceError`` naming every group ``check_choice`` refuses."""
+        problems = [f"{g.describe()}: {why}" for g in groups if (why := self.check_choice(g)) is not None]
+        if problems:
+            raise UnsupportedChoiceError(
+                f"{type(self).__name__} cannot search this model: {'; '.join(problems)} "
+                "(see the support matrix in README.md)"
+            )
 
     def weights_logged(self) -> None:  # noqa: B027 - optional hook
         """A logging step has passed (with or without a search log): a window of averaged weights ends."""

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from torch import nn
 
 from trials.nas.mutables import LayerChoice
 from trials.nas.oneshot.base import _device, _logits, cycle
-from trials.nas.oneshot.choices import ChoiceGroup, apply_architecture, bind_choices
+from trials.nas.oneshot.choices import ChoiceGroup, apply_architecture, bind_choices, first_difference
 from trials.nas.oneshot.darts import DartsTrainer
 from trials.nas.oneshot.distributed import Processes, average_gradients, broadcast, join, leave, wrap
 
@@ -357,28 +357,28 @@ def _check_arguments(
 
 
 def _check_same_choices(
-    owner: str, groups: Iterable[ChoiceGroup], eval_groups: Iterable[ChoiceGroup]
+    owner: str, groups: Sequence[ChoiceGroup], eval_groups: Sequence[ChoiceGroup]
 ) -> None:
     """The evaluation network must hold the search network's choices: same keys, same candidates."""
-    search = {group.key: group for group in groups}
-    evaluation = {group.key: group for group in eval_groups}
-    for key, group in search.items():
-        other = evaluation.get(key)
-        if other is None:
-            raise ValueError(
-                f"{owner}: eval_model has no choice {key!r}, which model has; the evaluation network must "
-                "carry the search network's keys and candidates"
-            )
-        if other.spec != group.spec:
-            raise ValueError(
-                f"{owner}: choice {key!r} differs between the networks: model has {_describe(group)}, "
-                f"eval_model {_describe(other)}"
-            )
-    extra = next((key for key in evaluation if key not in search), None)
-    if extra is not None:
+    difference = first_difference([g.spec for g in groups], [g.spec for g in eval_groups])
+    if difference is None:
+        return
+    key = difference.key
+    if difference.got is None:
         raise ValueError(
-            f"{owner}: eval_model has a choice {extra!r} that model lacks; the networks must share keys"
+            f"{owner}: eval_model has no choice {key!r}, which model has; the evaluation network must "
+            "carry the search network's keys and candidates"
         )
+    if difference.expected is None:
+        raise ValueError(
+            f"{owner}: eval_model has a choice {key!r} that model lacks; the networks must share keys"
+        )
+    search = next(g for g in groups if g.key == key)
+    evaluation = next(g for g in eval_groups if g.key == key)
+    raise ValueError(
+        f"{owner}: choice {key!r} differs between the networks: model has {_describe(search)}, "
+        f"eval_model {_describe(evaluation)}"
+    )
 
 
 def _describe(group: ChoiceGroup) -> str:

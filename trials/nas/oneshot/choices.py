@@ -104,6 +104,30 @@ def bind_choices(model: nn.Module) -> tuple[SearchSpace, tuple[ChoiceGroup, ...]
     return parsed.space, tuple(groups)
 
 
+@dataclass(frozen=True)
+class ChoiceDifference:
+    """The first way one network's choices differ from another's, by key (see :func:`first_difference`)."""
+
+    key: str
+    expected: LayerChoiceSpec | InputChoiceSpec | None  # None: the choice is extra
+    got: LayerChoiceSpec | InputChoiceSpec | None  # None: the choice is missing
+
+
+def first_difference(
+    expected: Sequence[LayerChoiceSpec | InputChoiceSpec], got: Sequence[LayerChoiceSpec | InputChoiceSpec]
+) -> ChoiceDifference | None:
+    """Whether ``got`` holds exactly ``expected``'s choices, key for key with equal specs: the first
+    key missing or different (in ``expected``'s order), else the first extra one, else None."""
+    built = {spec.key: spec for spec in got}
+    for spec in expected:
+        other = built.get(spec.key)
+        if other != spec:
+            return ChoiceDifference(spec.key, spec, other)
+    keys = {spec.key for spec in expected}
+    extra = next((spec for spec in got if spec.key not in keys), None)
+    return ChoiceDifference(extra.key, None, extra) if extra is not None else None
+
+
 def random_indices(group: ChoiceGroup, rng: random.Random) -> list[int]:
     """A uniformly random decision: one candidate, ``n_chosen`` distinct inputs, or any subset."""
     n = len(group)

@@ -30,8 +30,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from trials.nas.mutables import LayerChoice
-from trials.nas.oneshot.base import UnsupportedChoiceError
-from trials.nas.oneshot.choices import ChoiceGroup, bind_choices
+from trials.nas.oneshot.choices import ChoiceGroup, bind_choices, first_difference
 from trials.nas.oneshot.darts import DartsTrainer
 from trials.searchspace import InputChoiceSpec, LayerChoiceSpec
 
@@ -210,11 +209,7 @@ class PdartsTrainer(DartsTrainer):
                 if len(keep) < len(module):
                     module.prune(keep)
         _, groups = bind_choices(model)
-        problems = [f"{g.describe()}: {why}" for g in groups if (why := self.check_choice(g)) is not None]
-        if problems:
-            raise UnsupportedChoiceError(
-                f"{type(self).__name__} cannot search this model: {'; '.join(problems)}"
-            )
+        self.refuse_unsupported(groups)
         # the previous network's last references go before the new one reaches the device
         self._remove_skip_dropout()
         self.optimizer.state.clear()
@@ -254,25 +249,19 @@ class PdartsTrainer(DartsTrainer):
         """The new stage's network must have the first stage's search space, key for key."""
         name, where = type(self).__name__, f"stage {self.stage + 1} (network({depth}))"
         space, _ = bind_choices(model)
-        built = {spec.key: spec for spec in space.nas_choices}
-        for spec in self.space.nas_choices:
-            got = built.get(spec.key)
-            if got is None:
-                raise ValueError(
-                    f"{name}: the network of {where} lacks the choice {spec.key!r} of the first stage's "
-                    "search space; network(depth) must build the same choices at every depth"
-                )
-            if got != spec:
-                raise ValueError(
-                    f"{name}: the choice {spec.key!r} of the network of {where} has {_describe(got)}, the first "
-                    f"stage's has {_describe(spec)}; network(depth) must build the same choices at every depth"
-                )
-        extra = [key for key in built if key not in self.space]
-        if extra:
-            raise ValueError(
-                f"{name}: the network of {where} has the choice {extra[0]!r}, which the first stage's search "
-                "space lacks; network(depth) must build the same choices at every depth"
+        difference = first_difference(self.space.nas_choices, space.nas_choices)
+        if difference is None:
+            return
+        key, first, built = difference.key, difference.expected, difference.got
+        if built is None:
+            problem = f"the network of {where} lacks the choice {key!r} of the first stage's search space"
+        elif first is None:
+            problem = (
+                f"the network of {where} has the choice {key!r}, which the first stage's search space lacks"
             )
+        else:
+            problem = f"the choice {key!r} of the network of {where} has {_describe(built)}, the first stage's has {_describe(first)}"
+        raise ValueError(f"{name}: {problem}; network(depth) must build the same choices at every depth")
 
     # -- skip-connect dropout -------------------------------------------------------------------
     def is_skip(self, candidate: str) -> bool:
