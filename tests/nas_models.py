@@ -18,13 +18,31 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS_DIR = ROOT / "examples" / "digits"
 
 
-def digits_net() -> nn.Module:
-    """A fresh ``DigitsNet`` from the example folder (imported the way the example imports it)."""
+class NoSkip(nn.Module):
+    """Stands in for ``DigitsNet.skip``: never adds the residual."""
+
+    def forward(self, inputs: list[torch.Tensor]) -> None:
+        return None
+
+
+def digits_net(skip: bool = True) -> nn.Module:
+    """A fresh ``DigitsNet`` from the example folder (imported the way the example imports it);
+    ``skip=False`` fixes its input choice off, leaving a space of layer choices only (ProxylessNAS')."""
     if str(DIGITS_DIR) not in sys.path:
         sys.path.insert(0, str(DIGITS_DIR))
     from model import DigitsNet
 
-    return DigitsNet()
+    model = DigitsNet()
+    if not skip:
+        model.skip = NoSkip()
+    return model
+
+
+def flops_table(model: nn.Module) -> Any:
+    """A ``LatencyTable`` of multiply-adds for a digits model (8x8 grey images)."""
+    from trials.nas.oneshot import LatencyTable, bind_choices
+
+    return LatencyTable.from_cost(model, bind_choices(model)[1], torch.zeros(1, 1, 8, 8), "flops")
 
 
 def digits_loaders(

@@ -90,7 +90,7 @@ def test_cdarts_example_exports_every_epoch_and_its_export_retrains(tmp_path: Pa
 
 
 def test_proxyless_example_profiles_a_latency_table_and_its_export_retrains(tmp_path: Path) -> None:
-    _, logdir = search_and_retrain(
+    proc, logdir = search_and_retrain(
         tmp_path,
         "--algorithm", "proxyless", "--space", "proxyless",
         "--epochs", "2", "--warmup", "1", "--channels", "4", "--layers", "1",
@@ -100,3 +100,6 @@ def test_proxyless_example_profiles_a_latency_table_and_its_export_retrains(tmp_
     metrics = [json.loads(line)["metrics"] for line in (logdir / "metrics.jsonl").read_text().splitlines()]
     assert any("train_expected_latency_ms" in m for m in metrics)
     assert SearchLog(logdir).view()["finished"]
+    report = json.loads((logdir / "latency_report.json").read_text())
+    assert report["expected"] > 0 and report["exported"] > 0 and report["measured_ms"] > 0
+    assert "exported as measured" in proc.stdout

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from trials.nas import InputChoice, LayerChoice
-from trials.nas.oneshot import Callback, UnsupportedChoiceError
+from trials.nas.oneshot import Callback, UnsupportedChoiceError, bind_choices, measure_latency
 from trials.nas.oneshot.latency import LatencyTable
 from trials.nas.oneshot.proxyless import ProxylessTrainer
 from trials.nas.zoo.ops import Zero
@@ -122,6 +122,24 @@ def test_architecture_step_runs_exactly_two_candidates_per_choice() -> None:
     assert all(alpha.grad is None for alpha in search.alphas)  # the step cleans up after itself
 
 
+def test_latency_report_times_the_exported_network_running_only_its_candidates() -> None:
+    model = Net(zero=True)
+    search = trainer(model, warmup_epochs=1)
+    search.fit()
+    with torch.no_grad():
+        search.alphas[0].copy_(torch.tensor([0.0, 3.0, 0.0]))  # a: k3
+        search.alphas[1].copy_(torch.tensor([0.0, 3.0]))  # b: pool
+    ran: set[str] = set()
+    for key in ("a", "b"):
+        for name, candidate in zip(getattr(model, key).names, getattr(model, key), strict=True):
+            candidate.register_forward_hook(lambda *_, name=name: ran.add(name))
+    report = search.latency_report(example_input=batches(1)[0][0], repeats=4)
+    assert ran == {"k3", "pool"}
+    assert report["measured_ms"] > 0
+    assert report["exported"] == pytest.approx(1.0 + 4.0 + 0.5)  # fixed + a's k3 + b's pool
+    assert model.training  # the report leaves the model as it found it
+
+
 class Same(nn.Module):
     """Three identical frozen convolutions: the task cannot tell the candidates apart."""
 
@@ -202,6 +220,18 @@ def test_profile_times_every_candidate_and_the_table_round_trips_through_json(tm
     assert all(ms > 0 for row in table.candidates.values() for ms in row.values())
     table.save(tmp_path / "latency.json")
     assert LatencyTable.load(tmp_path / "latency.json") == table
+
+
+def test_profiling_runs_in_eval_mode_and_leaves_the_model_as_it_was() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
+    choice = LayerChoice(OrderedDict(bn=nn.BatchNorm2d(4), same=nn.Identity()), key="c")
+    net = nn.Sequential(model, choice).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    LatencyTable.profile(net, bind_choices(net)[1], torch.randn(2, 1, 6, 6), warmup=1, repeats=2)
+    assert measure_latency(net, torch.randn(2, 1, 6, 6), warmup=1, repeats=2) > 0
+    assert net.training and choice.training
+    after = net.state_dict()
+    assert all(torch.equal(value, after[key]) for key, value in before.items())  # no BatchNorm update
 
 
 def test_a_flops_table_charges_a_3x3_convolution_nine_times_a_1x1() -> None:

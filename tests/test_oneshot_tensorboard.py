@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from nas_models import digits_net
+from nas_models import digits_net, flops_table
 from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -29,6 +29,7 @@ from trials.nas.oneshot import (
     EnasTrainer,
     OneShotTrainer,
     PdartsTrainer,
+    ProxylessTrainer,
     SposTrainer,
 )
 from trials.nas.oneshot.tensorboard import MISSING_TENSORBOARD, TensorBoardCallback
@@ -50,6 +51,9 @@ TRAINERS: dict[str, Callable[..., OneShotTrainer]] = {
     "pdarts": lambda model, **common: pdarts(model, **common),
     "cdarts": lambda model, **common: CdartsTrainer(
         model, digits_net(), warmup_epochs=1, arch_lr=0.01, **common
+    ),
+    "proxyless": lambda model, **common: ProxylessTrainer(
+        model, latency_table=flops_table(model), arch_lr=0.01, **common
     ),
 }
 
@@ -91,7 +95,7 @@ def make_trainer(
     algorithm: str, log_dir: Path | None, callbacks: list[Callback], **kwargs: Any
 ) -> OneShotTrainer:
     torch.manual_seed(0)
-    model: nn.Module = digits_net()
+    model: nn.Module = digits_net(skip=algorithm != "proxyless")  # ProxylessNAS: layer choices only
     x, y, xv, yv = digits()
     batch = 32
     train = DataLoader(

@@ -1,8 +1,9 @@
-"""What every one-shot trainer (DARTS, ENAS, SPOS, P-DARTS, CDARTS) must do, on the same short search.
+"""What every one-shot trainer (DARTS, ENAS, SPOS, P-DARTS, CDARTS, ProxylessNAS) must do, on the same short search.
 
 Each algorithm searches the digits example's ``DigitsNet`` (three layer choices and an input
-choice that keeps any subset) for three epochs on a slice of scikit-learn's digits; the
-tests read that run and its search log. Algorithm-specific behaviour is in
+choice that keeps any subset; ProxylessNAS, which searches layer choices only, gets it with the
+skip fixed off) for three epochs on a slice of scikit-learn's digits; the tests read that run and
+its search log. Algorithm-specific behaviour is in
 ``test_oneshot_<algorithm>.py``.
 """
 
@@ -14,7 +15,8 @@ from typing import Any
 
 import pytest
 import torch
-from nas_models import digits_loaders, digits_net
+from nas_models import digits_loaders, digits_net, flops_table
+from torch import nn
 
 from trials.nas import apply_fixed_architecture, dump_search_space
 from trials.nas.oneshot import (
@@ -24,11 +26,12 @@ from trials.nas.oneshot import (
     EnasTrainer,
     OneShotTrainer,
     PdartsTrainer,
+    ProxylessTrainer,
     SposTrainer,
 )
 from trials.searchspace import SearchSpace
 
-ALGORITHMS = ("darts", "enas", "spos", "pdarts", "cdarts")
+ALGORITHMS = ("darts", "enas", "spos", "pdarts", "cdarts", "proxyless")
 EPOCHS = 3
 
 
@@ -52,9 +55,14 @@ class Recorder(Callback):
             raise KeyboardInterrupt("simulated crash")
 
 
+def model_for(algorithm: str) -> nn.Module:
+    """``DigitsNet``; for ProxylessNAS without its input choice (a layer-choice-only space)."""
+    return digits_net(skip=algorithm != "proxyless")
+
+
 def make_trainer(algorithm: str, log_dir: Path, num_epochs: int = EPOCHS, **kwargs: Any) -> OneShotTrainer:
     torch.manual_seed(0)
-    model = digits_net()
+    model = model_for(algorithm)
     train, valid = digits_loaders(640, 128, valid_batch_size=64)
     common = {
         "train_data": train,
@@ -85,6 +93,8 @@ def make_trainer(algorithm: str, log_dir: Path, num_epochs: int = EPOCHS, **kwar
         )
     if algorithm == "cdarts":
         return CdartsTrainer(model, digits_net(), warmup_epochs=1, arch_lr=0.01, **common)
+    if algorithm == "proxyless":
+        return ProxylessTrainer(model, latency_table=flops_table(model), arch_lr=0.01, **common)
     if algorithm == "enas":
         return EnasTrainer(
             model, controller_lr=0.01, controller_steps=8, controller_aggregate=4, export_samples=3, **common
@@ -140,9 +150,9 @@ def test_export_is_a_valid_architecture_that_builds_the_plain_model(
     searches: dict[str, Search], algorithm: str
 ) -> None:
     architecture = searches[algorithm].architecture
-    space = SearchSpace.from_json(dump_search_space(digits_net()))
+    space = SearchSpace.from_json(dump_search_space(model_for(algorithm)))
     space.parse_architecture(architecture)  # raises if not an architecture of the space
-    model = digits_net()
+    model = model_for(algorithm)
     apply_fixed_architecture(model, architecture)
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
@@ -158,7 +168,7 @@ def test_export_is_written_last_as_architecture_json(searches: dict[str, Search]
 def test_search_log_is_well_formed(searches: dict[str, Search], algorithm: str) -> None:
     search = searches[algorithm]
     space_json = json.loads((search.log_dir / "search_space.json").read_text())
-    assert space_json == dump_search_space(digits_net())
+    assert space_json == dump_search_space(model_for(algorithm))
     space = SearchSpace.from_json(space_json)
 
     graph = json.loads((search.log_dir / "graph.json").read_text())

@@ -7,14 +7,12 @@ depthwise one ``a * k * k``, an affine BatchNorm ``2 * channels``, a non-affine 
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 from torch import nn
 
 from trials.nas import apply_fixed_architecture, parse_model
-from trials.nas.oneshot.choices import bind_choices, random_architecture, to_decisions
+from trials.nas.oneshot.choices import random_architecture_of
 from trials.nas.zoo import (
     DARTS_OPS,
     MACRO_OPS,
@@ -29,7 +27,6 @@ from trials.nas.zoo import (
     NASBench201Cell,
     NASBench201Network,
 )
-from trials.searchspace import architecture_to_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
@@ -46,9 +43,7 @@ def fixed(model: nn.Module, arch: dict) -> nn.Module:
 def random_fixed(make, seed: int) -> nn.Module:
     """A fresh ``make()`` fixed to a random architecture of its space."""
     model = make()
-    _, groups = bind_choices(make())
-    arch = architecture_to_json(to_decisions(groups, random_architecture(groups, random.Random(seed))))
-    return fixed(model, arch)
+    return fixed(model, random_architecture_of(make(), seed))
 
 
 class TwoInputs(nn.Module):

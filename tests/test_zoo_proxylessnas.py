@@ -6,14 +6,16 @@ Parameter counts are worked out by hand: a ``k x k`` convolution from ``a`` to `
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 from torch import nn
 
 from trials.nas import LayerChoice, apply_fixed_architecture, dump_search_space, parse_model
-from trials.nas.oneshot.choices import bind_choices, connect_all, random_architecture, to_decisions
+from trials.nas.oneshot.choices import (
+    bind_choices,
+    connect_all,
+    random_architecture_of,
+)
 from trials.nas.zoo.proxylessnas import (
     MBConv,
     ProxylessBlock,
@@ -21,7 +23,6 @@ from trials.nas.zoo.proxylessnas import (
     candidate_names,
     make_divisible,
 )
-from trials.searchspace import architecture_to_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
@@ -56,9 +57,7 @@ def all_of(model: nn.Module, name: str) -> nn.Module:
 
 def random_fixed(make, seed: int) -> nn.Module:
     model = make()
-    _, groups = bind_choices(make())
-    arch = architecture_to_json(to_decisions(groups, random_architecture(groups, random.Random(seed))))
-    apply_fixed_architecture(model, arch)
+    apply_fixed_architecture(model, random_architecture_of(make(), seed))
     return model
 
 

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 
 import pytest
 import torch
 from torch import nn
 
-from examples.textnas.data import BIGRAM_A, BIGRAM_B, MARKER, PAD, make_batches, make_examples
+from examples.textnas.data import (
+    BIGRAM_A,
+    BIGRAM_B,
+    FIRST,
+    MARGIN,
+    MIN_GAP,
+    N_CLASSES,
+    PAD,
+    SECOND,
+    make_batches,
+    make_examples,
+)
 from trials.nas import apply_fixed_architecture
 from trials.nas.oneshot import EnasTrainer
-from trials.nas.oneshot.choices import apply_architecture, bind_choices, random_architecture, to_decisions
+from trials.nas.oneshot.choices import (
+    apply_architecture,
+    bind_choices,
+    random_architecture_of,
+)
 from trials.nas.zoo.textnas import (
     TEXTNAS_OPS,
     MaskedBatchNorm1d,
@@ -21,7 +35,6 @@ from trials.nas.zoo.textnas import (
     TextNASNetwork,
     textnas_op,
 )
-from trials.searchspace import architecture_to_json
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
@@ -39,9 +52,7 @@ def small_net(n_layers: int = 4, k: int = 2, **kwargs) -> TextNASNetwork:
 
 
 def fixed_random(model: nn.Module, seed: int) -> nn.Module:
-    _, groups = bind_choices(model)
-    arch = to_decisions(groups, random_architecture(groups, random.Random(seed)))
-    apply_fixed_architecture(model, architecture_to_json(arch))
+    apply_fixed_architecture(model, random_architecture_of(model, seed))
     return model
 
 
@@ -168,7 +179,7 @@ def test_search_space_has_per_layer_op_input_and_skip_choices() -> None:
 def test_any_architecture_runs_including_empty_and_full_skips() -> None:
     net = small_net(n_layers=3)
     _, groups = bind_choices(net)
-    ids, mask, _ = make_examples(4, max_len=12)
+    ids, mask, _ = make_examples(4, min_len=19, max_len=24)
     for skip_all in (False, True):
         arch = {}
         for group in groups:
@@ -209,21 +220,35 @@ def test_custom_embedding_needs_embed_dim() -> None:
 # -- the synthetic task and an ENAS search --------------------------------------------------------
 
 
-def test_synthetic_labels_follow_the_bigram_xor_the_marker_half() -> None:
-    ids, mask, labels = make_examples(64, seed=5)
-    assert 16 < int(labels.sum()) < 48
-    for row in range(64):
+def test_synthetic_label_is_the_bigram_bit_and_the_order_bit() -> None:
+    ids, mask, labels = make_examples(200, seed=5)
+    assert set(labels.tolist()) == {0, 1, 2, 3}
+    for row in range(200):
         tokens = ids[row, mask[row]].tolist()
         assert torch.all(ids[row, ~mask[row]] == PAD)
         bigram = any(a == BIGRAM_A and b == BIGRAM_B for a, b in itertools.pairwise(tokens))
-        assert tokens.count(MARKER) == 1
-        first_half = tokens.index(MARKER) < len(tokens) // 2
-        assert int(labels[row]) == int(bigram != first_half)
+        assert tokens.count(FIRST) == tokens.count(SECOND) == 1
+        in_order = tokens.index(FIRST) < tokens.index(SECOND)
+        assert int(labels[row]) == 2 * int(bigram) + int(in_order)
+
+
+def test_synthetic_order_tokens_are_far_apart_and_away_from_the_ends() -> None:
+    ids, mask, _ = make_examples(200, seed=6)
+    for row in range(200):
+        tokens = ids[row, mask[row]].tolist()
+        at = sorted((tokens.index(FIRST), tokens.index(SECOND)))
+        assert at[1] - at[0] >= MIN_GAP
+        assert at[0] >= MARGIN and at[1] < len(tokens) - MARGIN
+
+
+def test_synthetic_task_refuses_lengths_too_short_for_its_order_tokens() -> None:
+    with pytest.raises(ValueError, match="min_len"):
+        make_examples(4, min_len=2 * MARGIN + MIN_GAP, max_len=40)
 
 
 def test_enas_searches_one_epoch_and_its_export_applies_to_a_fresh_network(tmp_path) -> None:
     def make() -> TextNASNetwork:
-        return small_net(n_layers=3, k=2)
+        return small_net(n_layers=3, k=2, n_classes=N_CLASSES)
 
     trainer = EnasTrainer(
         make(),
@@ -241,6 +266,6 @@ def test_enas_searches_one_epoch_and_its_export_applies_to_a_fresh_network(tmp_p
     fresh = make()
     apply_fixed_architecture(fresh, tmp_path / "arch.json")
     (ids, mask), _ = make_batches(1, batch_size=5, seed=2)[0]
-    assert fresh((ids, mask)).shape == (5, 2)
+    assert fresh((ids, mask)).shape == (5, N_CLASSES)
     assert exported["layer0_op"]["_value"] in TEXTNAS_OPS
     assert isinstance(exported["layer1_skip"]["_value"], list)

@@ -25,9 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from trials.nas.oneshot import bind_choices, choices
 from trials.nas.zoo import DartsNetwork, NASBench201Network, ProxylessNASNetwork
-from trials.searchspace import architecture_to_json
 
 HERE = Path(__file__).resolve().parent
 SPACES = ("darts", "nb201", "proxyless")
@@ -181,13 +179,6 @@ def training_arguments(args: argparse.Namespace, model: nn.Module) -> dict:
         "optimizer": optimizer,
         "lr_scheduler": make_schedule(optimizer, args.epochs),
     }
-
-
-def random_architecture(model: nn.Module, seed: int) -> dict[str, Any]:
-    """A uniformly random architecture of the model's space (the baseline to beat), full form."""
-    _, groups = bind_choices(model)
-    drawn = choices.random_architecture(groups, random.Random(seed))
-    return architecture_to_json(choices.to_decisions(groups, drawn))
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -18,7 +18,9 @@ import statistics
 
 import retrain
 import search
-from common import HERE, build_model, random_architecture, write_json
+from common import HERE, build_model, write_json
+
+from trials.nas.oneshot.choices import random_architecture_of
 
 NAMES = {"pdarts": "P-DARTS", "cdarts": "CDARTS"}
 
@@ -60,7 +62,7 @@ def main() -> None:
             )
     for seed in range(options.random):
         args = retrain.parse(["--random", str(seed), *base])
-        result = retrain.retrain(args, random_architecture(build_model(args), seed))
+        result = retrain.retrain(args, random_architecture_of(build_model(args), seed))
         rows.append(
             {
                 "name": f"random (seed {seed})",

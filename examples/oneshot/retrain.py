@@ -19,9 +19,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import build_model, common_parser, load_data, loader, random_architecture, setup
+from common import build_model, common_parser, load_data, loader, setup
 
 from trials.nas import apply_fixed_architecture
+from trials.nas.oneshot.choices import random_architecture_of
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,7 +86,7 @@ def retrain(args: argparse.Namespace, arch: str | dict[str, Any]) -> dict[str, A
 
 def main() -> None:
     args = parse()
-    arch = args.arch if args.arch is not None else random_architecture(build_model(args), args.random)
+    arch = args.arch if args.arch is not None else random_architecture_of(build_model(args), args.random)
     result = retrain(args, arch)
     print("architecture:", {key: value["_value"] for key, value in result["architecture"].items()})
     print(

@@ -6,6 +6,7 @@
     python examples/oneshot/search.py --algorithm pdarts           # 3 stages of 3, 5, 7 cells
     python examples/oneshot/search.py --algorithm cdarts           # search 3 cells, evaluation 5 cells
     python examples/oneshot/search.py --algorithm proxyless --space proxyless   # with a latency term
+    python examples/oneshot/latency_sweep.py          # ProxylessNAS at latency weights 0, 0.1, 1, 10
     python examples/oneshot/search.py --algorithm darts --tensorboard   # also TensorBoard events in the log
     python examples/oneshot/search.py --algorithm darts --device cuda --amp --data synthetic-cifar \\
         --channels 16 --layers 8 --nodes 4 --batch-size 96        # the paper's search network, on a GPU
@@ -21,6 +22,7 @@ only retraining says how good the exported architecture is.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from common import (
     setup,
     trainer_arguments,
     training_arguments,
+    write_json,
 )
 
 from trials.nas.oneshot import (
@@ -86,6 +89,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--latency-mode", choices=("additive", "multiplicative"), default="additive", help="ProxylessNAS"
+    )
+    parser.add_argument(
+        "--latency-table",
+        type=Path,
+        help="ProxylessNAS: a latency table JSON to use (default: profile one on this machine)",
     )
     parser.add_argument(
         "--tensorboard", action="store_true", help="also write TensorBoard events to <logdir>/tensorboard"
@@ -199,7 +207,11 @@ def make_proxyless(
     """ProxylessNAS with a latency table of this machine, profiled at the start of a search and kept
     as ``latency.json`` in the log folder; ``--resume`` reads it back, so the objective stays the same."""
     path = Path(common["log_dir"]) / "latency.json"
-    if args.resume and path.exists():
+    if args.latency_table is not None:  # the user's table (measured elsewhere, or edited)
+        table = LatencyTable.load(args.latency_table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.save(path)
+    elif args.resume and path.exists():
         table = LatencyTable.load(path)
     else:
         _, groups = bind_choices(model)
@@ -228,6 +240,9 @@ def run(args: argparse.Namespace) -> tuple[dict, dict[str, float], Path]:
     architecture = trainer.fit()
     seconds = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}
     assert trainer.log is not None
+    if isinstance(trainer, ProxylessTrainer):  # what the export costs: by the table, and timed
+        example = load_data(args)["val"][0][: args.batch_size]
+        write_json(trainer.log.directory / "latency_report.json", trainer.latency_report(example))
     return architecture, seconds, trainer.log.directory
 
 
@@ -239,6 +254,13 @@ def main() -> None:
         raise SystemExit(f"error: {error}") from None
     shown = logdir.relative_to(HERE.parent.parent) if logdir.is_relative_to(HERE.parent.parent) else logdir
     print(f"search time: {seconds['wall_s']:.1f} s ({seconds['cpu_s']:.1f} s of CPU)")
+    if (logdir / "latency_report.json").exists():
+        report = json.loads((logdir / "latency_report.json").read_text())
+        print(
+            f"latency (batch {args.batch_size}): expected {report['expected']:.2f} ms, "
+            f"exported by the table {report['exported']:.2f} ms, "
+            f"exported as measured {report['measured_ms']:.2f} ms"
+        )
     print(f"architecture: {shown / 'architecture.json'}")
     shape = "".join(
         f" --{name} {getattr(args, name)}" for name in ("layers", "nodes") if getattr(args, name) != 3

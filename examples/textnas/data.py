@@ -3,63 +3,70 @@
 No labelled text data set ships inside the packages this project can install (scikit-learn's
 20 newsgroups, torchtext, ``datasets``, NLTK's corpora all download at run time), so the task
 is generated. A sequence is random tokens of variable length, right-padded with ``PAD``. Its
-label needs two kinds of evidence, so that the choice of operation matters:
+label has four classes, two bits of evidence of different reach, so that the choice of
+operation matters:
 
 * local: whether the bigram ``(BIGRAM_A, BIGRAM_B)`` occurs (a short convolution sees it);
-* long-range: whether the single ``MARKER`` token lies in the first or the second half of the
-  real tokens (position relative to the sequence's own length: a GRU or attention sees it).
+* long-range: whether the token ``FIRST`` comes before the token ``SECOND``. Each occurs once,
+  anywhere, usually far apart, so a window of a few tokens cannot tell their order, and
+  attention without positions cannot either; a recurrent layer (or a deep stack of wide
+  convolutions) can.
 
-``label = has_bigram XOR marker_in_first_half``, so neither kind alone beats chance.
+``label = 2 * has_bigram + first_before_second``: chance is 0.25, one bit alone gives 0.5.
 """
 
 from __future__ import annotations
 
 import torch
 
-PAD, BIGRAM_A, BIGRAM_B, MARKER = 0, 1, 2, 3
-FIRST_PLAIN = 4  # ordinary tokens are FIRST_PLAIN .. vocab_size - 1
+PAD, BIGRAM_A, BIGRAM_B, FIRST, SECOND = 0, 1, 2, 3, 4
+FIRST_PLAIN = 5  # ordinary tokens are FIRST_PLAIN .. vocab_size - 1
+N_CLASSES = 4
+MARGIN, MIN_GAP = 4, 10
 
 Batch = tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_examples(
-    n: int, vocab_size: int = 32, min_len: int = 8, max_len: int = 24, seed: int = 0
+    n: int, vocab_size: int = 32, min_len: int = 20, max_len: int = 36, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n`` sequences: ids ``(n, max_len)``, mask ``(n, max_len)`` (True = real), labels ``(n,)``."""
-    if vocab_size <= FIRST_PLAIN or not 4 <= min_len <= max_len or n < 1:
+    shortest = 2 * MARGIN + MIN_GAP + 1
+    if vocab_size <= FIRST_PLAIN or not shortest <= min_len <= max_len or n < 1:
         raise ValueError(
-            f"make_examples: need n >= 1, vocab_size > {FIRST_PLAIN} and 4 <= min_len <= max_len, "
+            f"make_examples: need n >= 1, vocab_size > {FIRST_PLAIN} and {shortest} <= min_len <= max_len, "
             f"got n={n}, vocab_size={vocab_size}, min_len={min_len}, max_len={max_len}"
         )
     g = torch.Generator().manual_seed(seed)
+
+    def draw(high: int) -> int:
+        return int(torch.randint(0, high, (1,), generator=g))
+
     ids = torch.full((n, max_len), PAD, dtype=torch.long)
     mask = torch.zeros(n, max_len, dtype=torch.bool)
     labels = torch.zeros(n, dtype=torch.long)
     for row in range(n):
-        length = int(torch.randint(min_len, max_len + 1, (1,), generator=g))
+        length = min_len + draw(max_len - min_len + 1)
         tokens = torch.randint(FIRST_PLAIN, vocab_size, (length,), generator=g)
-        half = length // 2
-        first_half = bool(torch.randint(0, 2, (1,), generator=g))
-        marker_at = (
-            int(torch.randint(0, half, (1,), generator=g))
-            if first_half
-            else half + int(torch.randint(0, length - half, (1,), generator=g))
-        )
-        tokens[marker_at] = MARKER
-        has_bigram = bool(torch.randint(0, 2, (1,), generator=g))
+        has_bigram, in_order = bool(draw(2)), bool(draw(2))
+        # the order tokens first: at least MIN_GAP apart and MARGIN away from either end, so
+        # neither a short window nor the sequence's edges tell their order
+        early = MARGIN + draw(length - 2 * MARGIN - MIN_GAP)
+        late = early + MIN_GAP + draw(length - MARGIN - early - MIN_GAP)
+        tokens[early], tokens[late] = (FIRST, SECOND) if in_order else (SECOND, FIRST)
+        free = [i for i in range(length) if i not in (early, late)]
         if has_bigram:
-            free = [i for i in range(length - 1) if marker_at not in (i, i + 1)]
-            at = free[int(torch.randint(0, len(free), (1,), generator=g))]
+            starts = [i for i in free if i + 1 in free]
+            at = starts[draw(len(starts))]
             tokens[at], tokens[at + 1] = BIGRAM_A, BIGRAM_B
         else:  # lone halves of the bigram as distractors, never adjacent in that order
-            for token in (BIGRAM_A, BIGRAM_B):
-                at = int(torch.randint(0, length, (1,), generator=g))
-                if at != marker_at:
-                    tokens[at] = token
+            for token in (BIGRAM_B, BIGRAM_A):
+                tokens[free.pop(draw(len(free)))] = token
+        if not has_bigram:
             tokens = _break_bigrams(tokens)
         ids[row, :length] = tokens
         mask[row, :length] = True
-        labels[row] = int(has_bigram != first_half)
+        labels[row] = 2 * int(has_bigram) + int(in_order)
     return ids, mask, labels
 
 

@@ -21,7 +21,7 @@ from trials.nas.oneshot.cost import Cost, measure
 from trials.nas.oneshot.darts import DartsTrainer
 from trials.nas.oneshot.enas import Controller, EnasTrainer
 from trials.nas.oneshot.graph import build_graph
-from trials.nas.oneshot.latency import LatencyTable
+from trials.nas.oneshot.latency import LatencyTable, measure_latency
 from trials.nas.oneshot.pdarts import PdartsTrainer
 from trials.nas.oneshot.proxyless import ProxylessTrainer
 from trials.nas.oneshot.searchlog import SearchLog
@@ -50,5 +50,6 @@ __all__ = [
     "build_graph",
     "cross_entropy",
     "measure",
+    "measure_latency",
     "recalibrate_batchnorm",
 ]

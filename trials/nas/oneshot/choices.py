@@ -26,6 +26,7 @@ from trials.searchspace import (
     LayerChoiceSpec,
     LayerDecision,
     SearchSpace,
+    architecture_to_json,
 )
 
 #: Candidate names that mean "this edge carries nothing"; DARTS never exports them.
@@ -140,6 +141,13 @@ def random_indices(group: ChoiceGroup, rng: random.Random) -> list[int]:
 
 def random_architecture(groups: Sequence[ChoiceGroup], rng: random.Random) -> dict[str, list[int]]:
     return {group.key: random_indices(group, rng) for group in groups}
+
+
+def random_architecture_of(model: nn.Module, seed: int) -> dict[str, Any]:
+    """A uniformly random architecture of ``model``'s space, in the JSON form that
+    ``apply_fixed_architecture`` takes: the baseline that every search has to beat."""
+    _, groups = bind_choices(model)
+    return architecture_to_json(to_decisions(groups, random_architecture(groups, random.Random(seed))))
 
 
 def apply_architecture(

@@ -21,6 +21,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -162,39 +163,24 @@ class LatencyTable:
         device = torch.device(device)
         model.to(device)
         inputs = _capture(model, groups, _to(example_input, device), device)
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-        def timed(fn: Callable[[], Any]) -> float:
-            for _ in range(warmup):
-                fn()
-            times = []
-            for _ in range(repeats):
-                sync()
-                started = time.perf_counter()
-                fn()
-                sync()
-                times.append((time.perf_counter() - started) * 1000.0)
-            return float(statistics.median(times))
 
         table: dict[str, dict[str, float]] = {}
-        for group in _layer_groups(groups):
-            row = {}
-            for index, name in enumerate(group.candidates):
-                total = 0.0
-                for module, calls in zip(group.modules, inputs[group.key], strict=True):
-                    candidate = module.candidates[index]  # type: ignore[attr-defined]
-                    for args, kwargs in calls:
-                        total += timed(lambda c=candidate, a=args, k=kwargs: c(*a, **k))
-                row[name] = total
-            table[group.key] = row
-        first = {g.key: [0] for g in groups}
         was_training = model.training
-        model.eval()
+        model.eval()  # BatchNorm on running statistics, dropout off: inference, as deployed
         try:
-            apply_architecture(groups, first, device)
-            whole = timed(lambda: model(_to(example_input, device)))
+            for group in _layer_groups(groups):
+                table[group.key] = {
+                    name: sum(
+                        time_ms(partial(module.candidates[index], *args, **kwargs), device, warmup, repeats)
+                        for module, calls in zip(group.modules, inputs[group.key], strict=True)
+                        for args, kwargs in calls
+                    )
+                    for index, name in enumerate(group.candidates)
+                }
         finally:
             model.train(was_training)
+        apply_architecture(groups, {g.key: [0] for g in groups}, device)
+        whole = measure_latency(model, example_input, device, warmup, repeats)
         fixed = max(0.0, whole - sum(table[g.key][g.candidates[0]] for g in _layer_groups(groups)))
         return cls(table, fixed=fixed, device=str(device), unit="ms")
 
@@ -241,6 +227,43 @@ class LatencyTable:
             value = (whole.flops if cost == "flops" else whole.params) / 1e6
             fixed = max(0.0, value - sum(table[g.key][g.candidates[0]] for g in _layer_groups(groups)))
         return cls(table, fixed=fixed, device=str(device), unit=unit)
+
+
+def time_ms(fn: Callable[[], Any], device: torch.device, warmup: int = 3, repeats: int = 10) -> float:
+    """Median milliseconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones; CUDA is
+    synchronised around each call, so the time is the kernels', not the launch's."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        started = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - started) * 1000.0)
+    return float(statistics.median(times))
+
+
+@torch.no_grad()
+def measure_latency(
+    model: nn.Module,
+    example_input: Any,
+    device: str | torch.device = "cpu",
+    warmup: int = 3,
+    repeats: int = 10,
+) -> float:
+    """Milliseconds of one forward pass of the whole ``model`` (in eval mode, on ``device``,
+    median as in :func:`time_ms`); its training mode is restored afterwards."""
+    device = torch.device(device)
+    model.to(device)
+    example = _to(example_input, device)
+    was_training = model.training
+    model.eval()
+    try:
+        return time_ms(lambda: model(example), device, warmup, repeats)
+    finally:
+        model.train(was_training)
 
 
 class _Bound(nn.Module):
