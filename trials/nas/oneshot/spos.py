@@ -11,7 +11,10 @@ found, which the epoch's ``band_misses`` counts.
 Search (the export): an evolution over architectures scored with the inherited weights.
 Each candidate first gets fresh BatchNorm statistics (``bn_batches`` training batches, since
 the running statistics of a shared super-net fit no single path), then its validation
-accuracy is its fitness. Generation 0 is ``population_size`` random architectures; every
+accuracy is its fitness. Every candidate is scored on the same batches: the first
+``eval_batches`` validation batches and ``bn_batches`` training batches are taken once when the
+search starts (with ``eval_batches=None`` each candidate iterates ``valid_data`` anew, so a
+shuffling loader gives each its own order). Generation 0 is ``population_size`` random architectures; every
 later one is half mutations (each key re-drawn with ``mutation_prob``) and half crossovers
 (each key from one of two parents) of the ``parents`` best seen so far, never repeating an
 architecture. Architectures that break a constraint (``max_params``, ``max_flops``, or any
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import Any
 
 import torch
@@ -133,6 +137,7 @@ class SposTrainer(OneShotTrainer):
         self._flops: dict[str, float] = {}  # canonical architecture -> FLOPs
         self._sampler = BandSampler(self.groups, band, self.flops, sample_timeout) if band else None
         self.band_misses = 0  # this epoch's paths drawn outside their bin
+        self._search_batches: tuple[list[Any], list[Any] | None] | None = None  # (bn, eval)
 
     # -- training -------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> None:
@@ -215,15 +220,18 @@ class SposTrainer(OneShotTrainer):
         return self._flops[key]
 
     def fitness(self, architecture: Architecture) -> float:
-        """Validation ``reward`` of ``architecture`` with inherited weights and fresh BatchNorm statistics."""
+        """Validation ``reward`` of ``architecture`` with inherited weights and fresh BatchNorm
+        statistics, on the same batches as every other candidate of this search."""
+        if self._search_batches is None:
+            bn = list(islice(self.train_data, self.bn_batches))
+            valid = (
+                list(islice(self.valid_data, self.eval_batches)) if self.eval_batches is not None else None
+            )
+            self._search_batches = (bn, valid)
+        bn, valid = self._search_batches
         apply_architecture(self.groups, architecture, self.device)
-        batches = []
-        for index, batch in enumerate(self.train_data):
-            if index >= self.bn_batches:
-                break
-            batches.append(batch)
-        recalibrate_batchnorm(self.model, batches, self.to_device)
-        return self.evaluate(self.valid_data, max_batches=self.eval_batches)[self.reward]
+        recalibrate_batchnorm(self.model, bn, self.to_device)
+        return self.evaluate(valid if valid is not None else self.valid_data)[self.reward]
 
     def _draw(self, make: Callable[[], Architecture], count: int, taken: set[str]) -> list[Architecture]:
         """Up to ``count`` new allowed architectures from ``make`` (gives up after many repeats)."""
@@ -289,6 +297,7 @@ class SposTrainer(OneShotTrainer):
         return shares
 
     def select(self) -> Architecture:
+        self._search_batches = None  # taken afresh by the first candidate, then shared
         while self.generation <= self.generations:
             population = self._next_population()
             scores = []
@@ -308,6 +317,7 @@ class SposTrainer(OneShotTrainer):
             self.save_checkpoint()
             for callback in self.callbacks:
                 callback.on_search_round(self, step, self.generation, self.generations + 1, metrics)
+        self._search_batches = None
         return self._top()[0][0]
 
     # -- checkpoint -----------------------------------------------------------------------------
