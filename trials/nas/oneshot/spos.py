@@ -2,11 +2,11 @@
 
 Training: every batch trains one architecture drawn uniformly at random (one candidate per
 layer choice; ``n_chosen`` distinct inputs, or each input with probability 1/2 when
-``n_chosen=None``), so every path of the super-net learns to work on its own. With ``train_flops=(low, high)`` the
-paths are instead spread evenly over ``flops_bins`` FLOPs bins of that band (NNI's
-``SPOSSupernetTrainingMutator``; see :mod:`.flopsband`): a bin drawn uniformly, then uniform
-architectures until one falls in it, at most ``sample_timeout`` draws, else the closest one
-found, which the epoch's ``band_misses`` counts.
+``n_chosen=None``), so every path of the super-net learns to work on its own. With
+``train_flops=(low, high)`` the paths are instead spread evenly over ``flops_bins`` FLOPs bins
+of that band (NNI's ``SPOSSupernetTrainingMutator``; see :mod:`.flopsband`): a bin drawn
+uniformly, then uniform architectures until one falls in it, at most ``sample_timeout`` draws,
+else the closest one found, which the epoch's ``band_misses`` counts.
 
 Search (the export): an evolution over architectures scored with the inherited weights.
 Each candidate first gets fresh BatchNorm statistics (``bn_batches`` training batches, since
@@ -14,13 +14,14 @@ the running statistics of a shared super-net fit no single path), then its valid
 accuracy is its fitness. Every candidate is scored on the same batches: the first
 ``eval_batches`` validation batches and ``bn_batches`` training batches are taken once when the
 search starts (with ``eval_batches=None`` each candidate iterates ``valid_data`` anew, so a
-shuffling loader gives each its own order). Generation 0 is ``population_size`` random architectures; every
+shuffling loader gives each its own order). Generation 0 is ``population_size`` random
+architectures (drawn like the training paths, so spread over the band when one is set); every
 later one is half mutations (each key re-drawn with ``mutation_prob``) and half crossovers
 (each key from one of two parents) of the ``parents`` best seen so far, never repeating an
 architecture. Architectures that break a constraint (``max_params``, ``max_flops``, or any
 ``constraint(architecture) -> bool`` on the full-form architecture), or that fall outside the
-training band when one is set, are never evaluated. The
-state is checkpointed after every generation, so a resumed search continues the evolution.
+training band when one is set, are never evaluated. The state is checkpointed after every
+generation, so a resumed search continues the evolution.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class SposTrainer(OneShotTrainer):
 
     ``population_size``, ``generations``, ``parents`` (the best kept as parents),
     ``mutation_prob``, ``bn_batches`` (training batches for BatchNorm recalibration),
-    ``eval_batches`` (validation batches per candidate; None: all), ``max_params`` and
+    ``eval_batches`` (validation batches per candidate, the same for all; None: all of
+    ``valid_data``, iterated per candidate), ``max_params`` and
     ``max_flops`` (what the architecture uses: see :func:`trials.nas.oneshot.cost.measure`;
     flops are multiply-adds per sample), ``constraint``, ``reward`` (a metric name of
     ``metrics``, default ``acc``), and the training band: ``train_flops`` (low, high; None:
@@ -135,7 +137,9 @@ class SposTrainer(OneShotTrainer):
         self.flops_fn = flops_fn
         self.band = band
         self._flops: dict[str, float] = {}  # canonical architecture -> FLOPs
-        self._sampler = BandSampler(self.groups, band, self.flops, sample_timeout) if band else None
+        self._sampler = (
+            BandSampler(self.groups, band, self.flops, sample_timeout) if band is not None else None
+        )
         self.band_misses = 0  # this epoch's paths drawn outside their bin
         self._search_batches: tuple[list[Any], list[Any] | None] | None = None  # (bn, eval)
 
@@ -265,9 +269,7 @@ class SposTrainer(OneShotTrainer):
     def _next_population(self) -> list[Architecture]:
         taken = set(self.history)
         if not self.history:
-            population = self._draw(
-                lambda: random_architecture(self.groups, self.rng), self.population_size, taken
-            )
+            population = self._draw(lambda: self.sample_path(count_miss=False), self.population_size, taken)
             if not population:
                 band = (self.band.low, self.band.high) if self.band is not None else None
                 raise ValueError(
@@ -282,7 +284,7 @@ class SposTrainer(OneShotTrainer):
         if len(parents) > 1:
             population += self._draw(lambda: self._cross(*self.rng.sample(parents, 2)), half, taken)
         missing = self.population_size - len(population)
-        population += self._draw(lambda: random_architecture(self.groups, self.rng), missing, taken)
+        population += self._draw(lambda: self.sample_path(count_miss=False), missing, taken)
         return population
 
     def _parent_shares(self) -> dict[str, list[float]]:
