@@ -1,4 +1,5 @@
-"""ENAS: what the controller samples, and that REINFORCE moves it towards the rewarded choice."""
+"""ENAS: what the controller samples, that REINFORCE moves it towards the rewarded choice, and
+how a model's auxiliary head is trained (NNI's ``aux_weight``)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from collections import OrderedDict
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trials.nas import InputChoice, LayerChoice
-from trials.nas.oneshot import EnasTrainer
+from trials.nas.oneshot import Callback, EnasTrainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
@@ -91,3 +93,108 @@ def test_reinforce_raises_the_probability_of_the_rewarded_candidate() -> None:
         after = sum(trainer.controller.sample().probabilities["op"][1] for _ in range(20)) / 20
     assert after > before + 0.2
     assert trainer.export()["op"]["_value"] == "right"
+
+
+class TwoHeads(nn.Module):
+    """Main logits are the one-hot inputs (always right), the auxiliary head's a linear map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = nn.Linear(10, 10)
+        self.aux = nn.Linear(10, 10)
+        self.op = LayerChoice(OrderedDict(only=nn.Identity()), key="op")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.op(x)
+        return self.main(hidden), self.aux(hidden)
+
+
+class StepLosses(Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.epochs: list[dict] = []
+
+    def on_step_end(self, trainer, step, metrics) -> None:  # type: ignore[no-untyped-def]
+        self.losses.append(metrics["loss"])
+
+    def on_epoch_end(self, trainer, epoch, metrics) -> None:  # type: ignore[no-untyped-def]
+        self.epochs.append(dict(metrics))
+
+
+def tensor_accuracy(output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Fails on a tuple: the metrics must only ever see the logits."""
+    return {"acc": (output.argmax(dim=1) == target).float().mean().item()}
+
+
+def two_heads(model: nn.Module, **kwargs) -> EnasTrainer:
+    defaults = {
+        "train_data": one_hot_batches(1, 0),
+        "valid_data": one_hot_batches(2, 1),
+        "num_epochs": 1,
+        "progress": False,
+        "seed": 0,
+        "controller_steps": 2,
+        "export_samples": 1,
+    }
+    return EnasTrainer(model, **{**defaults, **kwargs})
+
+
+def test_a_pair_output_trains_on_the_main_loss_plus_aux_weight_times_the_aux_loss() -> None:
+    torch.manual_seed(0)
+    model = TwoHeads()
+    inputs, labels = one_hot_batches(1, 0)[0]
+    with torch.no_grad():
+        logits, aux = model.main(inputs), model.aux(inputs)  # the choice's only candidate: identity
+        expected = F.cross_entropy(logits, labels) + 0.25 * F.cross_entropy(aux, labels)
+    steps = StepLosses()
+    two_heads(model, aux_weight=0.25, callbacks=[steps]).fit()
+    assert steps.losses == [pytest.approx(expected.item(), rel=1e-6)]
+
+
+def test_the_users_loss_and_metrics_receive_tensors_never_the_pair() -> None:
+    received: list[type] = []
+
+    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        received.append(type(output))
+        return F.cross_entropy(output, target)
+
+    two_heads(TwoHeads(), loss=loss, metrics=tensor_accuracy).fit()  # train, reward, validation, export
+    assert received and all(kind is torch.Tensor for kind in received)
+    assert len(received) > 3  # two per child step, one per evaluated batch
+
+
+def test_the_controller_reward_is_the_accuracy_of_the_main_logits() -> None:
+    torch.manual_seed(0)
+    model = TwoHeads()
+    with torch.no_grad():  # main head: the identity (always right); auxiliary head: always wrong
+        model.main.weight.copy_(torch.eye(10))
+        model.main.bias.zero_()
+        model.aux.weight.copy_(torch.eye(10).roll(1, dims=0))
+        model.aux.bias.zero_()
+    epochs = StepLosses()
+    two_heads(
+        model,
+        metrics=tensor_accuracy,
+        entropy_weight=0.0,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+        callbacks=[epochs],
+    ).fit()
+    assert epochs.epochs[0]["controller_reward"] == pytest.approx(1.0)
+    assert epochs.epochs[0]["val_acc"] == pytest.approx(1.0)
+
+
+def test_aux_weight_zero_trains_the_main_head_only() -> None:
+    torch.manual_seed(0)
+    model = TwoHeads()
+    aux_before = [p.detach().clone() for p in model.aux.parameters()]
+    main_before = [p.detach().clone() for p in model.main.parameters()]
+    two_heads(model, aux_weight=0.0).fit()
+    assert all(p.grad is None for p in model.aux.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(model.aux.parameters(), aux_before, strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(model.main.parameters(), main_before, strict=True))
+
+
+@pytest.mark.parametrize("aux_weight", [-0.1, float("nan"), float("inf"), "0.4", True])
+def test_aux_weight_must_be_a_finite_number_at_least_zero(aux_weight: object) -> None:
+    with pytest.raises(ValueError, match="aux_weight must be a finite number >= 0"):
+        two_heads(TwoHeads(), aux_weight=aux_weight)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from trials.nas import LayerChoice, apply_fixed_architecture
 from trials.nas.oneshot import ProgressPrinter, SposTrainer, bind_choices, measure, recalibrate_batchnorm
@@ -139,3 +140,17 @@ def test_the_progress_shows_each_generation_of_the_evolution() -> None:
     rounds = [line for line in stream.getvalue().splitlines() if line.startswith("search round")]
     assert [line.split()[2] for line in rounds] == ["1/3", "2/3", "3/3"]  # the first and two more
     assert all("search_best_acc" in line for line in rounds)
+
+
+def test_every_candidate_is_scored_on_the_same_batches_of_a_shuffling_loader() -> None:
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 10, (64,), generator=g))
+    trainer = spos(
+        train_data=DataLoader(data, batch_size=8, shuffle=True),
+        valid_data=DataLoader(data, batch_size=8, shuffle=True),
+        eval_batches=2,
+        bn_batches=2,
+        reward="loss",  # continuous: different batches would show
+    )
+    architecture = random_architecture(trainer.groups, random.Random(0))
+    assert trainer.fitness(architecture) == trainer.fitness(architecture)

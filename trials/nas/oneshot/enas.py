@@ -14,12 +14,18 @@ without one): ``n_chosen=k`` draws ``k`` distinct inputs one after another, ``n_
 keeps each input with its own sigmoid probability, pulled towards ``skip_target`` by a KL
 penalty as ENAS' macro search does.
 
+A model may return ``(logits, aux_logits)`` (an auxiliary head, as ENAS' micro network has): the
+child steps then train on ``loss(logits) + aux_weight * loss(aux_logits)``, while metrics, the
+controller's reward and every evaluation see the logits only, so the user's loss and metrics
+always receive tensors (NNI's ENAS trainer does the same).
+
 Export: ``export_samples`` architectures are sampled and the best on the validation data is
 kept (ties go to the first).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -163,7 +169,8 @@ class EnasTrainer(OneShotTrainer):
     (architectures sampled per controller phase), ``controller_aggregate`` (samples per
     update), ``entropy_weight``, ``baseline_decay``, ``skip_target`` and ``skip_weight``
     (the KL penalty for ``n_chosen=None`` inputs), ``temperature``, ``tanh_constant``,
-    ``export_samples`` and ``reward`` (a metric name of ``metrics``, default ``acc``).
+    ``export_samples``, ``reward`` (a metric name of ``metrics``, default ``acc``) and
+    ``aux_weight`` (the weight of an auxiliary head's loss when the model returns a pair).
     """
 
     algorithm = "ENAS"
@@ -184,8 +191,16 @@ class EnasTrainer(OneShotTrainer):
         tanh_constant: float | None = 1.5,
         export_samples: int = 10,
         reward: str = "acc",
+        aux_weight: float = 0.4,
         **kwargs: Any,
     ) -> None:
+        if (
+            isinstance(aux_weight, bool)
+            or not isinstance(aux_weight, (int, float))
+            or not math.isfinite(aux_weight)
+            or aux_weight < 0
+        ):
+            raise ValueError(f"EnasTrainer: aux_weight must be a finite number >= 0, got {aux_weight!r}")
         super().__init__(model, **kwargs)
         if controller_steps < 0 or controller_aggregate < 1 or export_samples < 1:
             raise ValueError(
@@ -202,6 +217,7 @@ class EnasTrainer(OneShotTrainer):
         self.skip_weight = skip_weight
         self.export_samples = export_samples
         self.reward = reward
+        self.aux_weight = float(aux_weight)
         self.baseline: float | None = None
         self._probability_sums: dict[str, list[float]] = {}  # the samples of this logging window
         self._probability_count = 0
@@ -246,10 +262,28 @@ class EnasTrainer(OneShotTrainer):
             inputs, targets = self.to_device(batch)
             with torch.no_grad():
                 apply_architecture(self.groups, self._sample().architecture, self.device)
-            output, loss = self.forward_loss(inputs, targets)
+            logits, loss = self._child_loss(inputs, targets)
             self.optimize(loss, self.optimizer, clip=self.grad_clip)
-            self.step_done(self.step_metrics(output, targets, loss))
+            self.step_done(self.step_metrics(logits, targets, loss))
         self._train_controller()
+
+    def _child_loss(self, inputs: Any, targets: Any) -> tuple[Any, torch.Tensor]:
+        """The logits and training loss of one child step, the auxiliary head's loss included."""
+        with self.autocast():
+            logits, aux_logits = _split_aux(self.model(inputs))
+            loss = self.loss_fn(logits, targets)
+            if aux_logits is not None and self.aux_weight > 0:  # weight 0: the head gets no gradient
+                loss = loss + self.aux_weight * self.loss_fn(aux_logits, targets)
+        return logits, loss
+
+    def forward_loss(
+        self, inputs: Any, targets: Any, model: nn.Module | None = None
+    ) -> tuple[Any, torch.Tensor]:
+        """The logits and their loss (evaluation and rewards): an auxiliary output is dropped."""
+        with self.autocast():
+            logits, _ = _split_aux((model if model is not None else self.model)(inputs))
+            loss = self.loss_fn(logits, targets)
+        return logits, loss
 
     def _train_controller(self) -> None:
         self.controller.train()
@@ -314,3 +348,14 @@ class EnasTrainer(OneShotTrainer):
         if "weights_window" in state:  # absent from checkpoints written before it was kept
             sums, self._probability_count, self._window_weights = state["weights_window"]
             self._probability_sums = {key: list(values) for key, values in sums.items()}
+
+
+def _split_aux(output: Any) -> tuple[Any, Any]:
+    """``(logits, aux_logits)`` of a model that returns a pair of tensors, else ``(output, None)``."""
+    if (
+        isinstance(output, (tuple, list))
+        and len(output) == 2
+        and all(isinstance(item, torch.Tensor) for item in output)
+    ):
+        return output[0], output[1]
+    return output, None
