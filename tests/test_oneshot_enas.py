@@ -198,3 +198,54 @@ def test_aux_weight_zero_trains_the_main_head_only() -> None:
 def test_aux_weight_must_be_a_finite_number_at_least_zero(aux_weight: object) -> None:
     with pytest.raises(ValueError, match="aux_weight must be a finite number >= 0"):
         two_heads(TwoHeads(), aux_weight=aux_weight)
+
+
+# -- cell_exit_extra_step (NNI's EnasMutator option for cells) --------------------------------------
+
+
+class TwoCells(nn.Module):
+    """Two scoped cells; the second cell's input choice names the first cell's key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from trials.nas import MutableScope
+
+        class Cell(MutableScope):
+            def __init__(self, key: str, sources: list[str]) -> None:
+                super().__init__(key)
+                self.pick = InputChoice(choose_from=sources, n_chosen=1, key=f"{key}_in") if sources else None
+                self.op = LayerChoice([nn.Identity(), nn.ReLU()], key=f"{key}_op")
+
+            def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+                return self.op(self.pick(inputs) if self.pick is not None else inputs[0])
+
+        self.stem = nn.Linear(4, 4)
+        self.cell_a = Cell("cell_a", [])
+        self.cell_b = Cell("cell_b", ["", "cell_a"])
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stem(x)
+        a = self.cell_a([s])
+        return self.head(self.cell_b([s, a]))
+
+
+def test_scope_exits_mark_where_the_controller_leaves_each_cell() -> None:
+    from trials.nas.oneshot.enas import scope_exits
+
+    model = TwoCells()
+    trainer = EnasTrainer(model, train_data=[], valid_data=[], num_epochs=0, progress=False)
+    assert [g.key for g in trainer.groups] == ["cell_a_op", "cell_b_in", "cell_b_op"]
+    assert scope_exits(model, trainer.groups) == {0: ["cell_a"], 2: ["cell_b"]}
+
+
+@pytest.mark.parametrize("extra_step", [False, True])
+def test_with_cell_exit_extra_step_an_input_naming_a_cell_attends_to_its_exit_state(extra_step: bool) -> None:
+    trainer = EnasTrainer(
+        TwoCells(), train_data=[], valid_data=[], num_epochs=0, progress=False, cell_exit_extra_step=extra_step
+    )
+    sample = trainer.controller.sample()
+    sample.log_prob.backward()
+    anchor = trainer.controller.anchors[1]  # cell_b_in's stand-ins: "" (no key), then "cell_a"
+    assert anchor.grad is not None
+    assert (anchor.grad[1].abs().sum() == 0) == extra_step  # the exit state replaced the stand-in

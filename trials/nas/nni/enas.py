@@ -21,11 +21,11 @@ REWARD = "reward"
 class EnasMutator(Mutator):
     """NNI's ENAS controller settings, handed to the trainer that takes this mutator.
 
-    ``lstm_size`` is the controller's hidden size; ``tanh_constant``, ``skip_target`` and
-    ``temperature`` act as in NNI. Values nasctl's controller does not have are refused by
-    name: ``lstm_num_layers`` other than 1, ``entropy_reduction`` other than ``"sum"``.
-    ``cell_exit_extra_step`` and ``branch_bias`` are accepted and do nothing (see the README's
-    porting table).
+    ``lstm_size`` is the controller's hidden size; ``tanh_constant``, ``skip_target``,
+    ``temperature`` and ``cell_exit_extra_step`` act as in NNI. Values nasctl's controller does
+    not have are refused by name: ``lstm_num_layers`` other than 1, ``entropy_reduction`` other
+    than ``"sum"``. ``branch_bias`` is accepted and not used (nasctl's controller has no
+    per-candidate bias).
     """
 
     def __init__(
@@ -62,6 +62,7 @@ class EnasMutator(Mutator):
             "tanh_constant": self.tanh_constant,
             "skip_target": self.skip_target,
             "temperature": self.temperature,
+            "cell_exit_extra_step": self.cell_exit_extra_step,
         }
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from trials.nas.nni.mutator import Mutator
 from trials.nas.nni.trainer import Trainer
 from trials.nas.oneshot import spos
-from trials.nas.oneshot.choices import bind_choices, random_architecture
+from trials.nas.oneshot.choices import bind_choices
 
 
 class SPOSSupernetTrainingMutator(Mutator):
@@ -128,7 +128,7 @@ class SPOSSupernetTrainer(Trainer, spos.SposTrainer):
         return ()  # no search, so no reward to read
 
     def select(self) -> dict[str, list[int]]:
-        return random_architecture(self.groups, self.rng)
+        return self.sample_path(count_miss=False)  # a training path: inside the FLOPs band when one is set
 
 
 __all__ = ["SPOSSupernetTrainer", "SPOSSupernetTrainingMutator"]

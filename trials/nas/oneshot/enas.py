@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trials.nas.mutables import MutableScope, _Choice
 from trials.nas.oneshot.base import OneShotTrainer, cycle
 from trials.nas.oneshot.choices import ChoiceGroup, apply_architecture
 
@@ -59,9 +60,11 @@ class Controller(nn.Module):
         temperature: float | None = None,
         tanh_constant: float | None = 1.5,
         skip_target: float = 0.4,
+        scope_exits: Mapping[int, Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         self.groups = list(groups)
+        self.scope_exits = {int(i): list(keys) for i, keys in (scope_exits or {}).items()}
         self.hidden = hidden
         self.temperature = temperature
         self.tanh_constant = tanh_constant
@@ -137,6 +140,9 @@ class Controller(nn.Module):
                 probabilities[group.key] = probs
                 inputs = anchors[chosen].mean(dim=0, keepdim=True) if chosen else self.start
             decided[group.key] = h
+            for scope in self.scope_exits.get(index, ()):  # a cell ends: one more step marks it
+                h, c = self.lstm(inputs, (h, c))
+                decided[scope] = h
         return Sample(architecture, log_prob, entropy, skip_penalty, probabilities)
 
     @staticmethod
@@ -162,6 +168,22 @@ class Controller(nn.Module):
         return sorted(chosen), log_prob, entropy, torch.softmax(logits, dim=-1).tolist()
 
 
+def scope_exits(model: nn.Module, groups: Sequence[ChoiceGroup]) -> dict[int, list[str]]:
+    """For each group index, the keys of the ``MutableScope``s whose last choice it is (inner
+    scopes first): where the controller leaves a cell."""
+    position = {group.key: index for index, group in enumerate(groups)}
+    exits: dict[int, list[tuple[int, str]]] = {}
+    seen: set[str] = set()
+    for path, module in model.named_modules():
+        if not isinstance(module, MutableScope) or module.key in seen:
+            continue
+        seen.add(module.key)
+        inside = [position[m.key] for m in module.modules() if isinstance(m, _Choice) and m.key in position]
+        if inside:
+            exits.setdefault(max(inside), []).append((-path.count("."), module.key))
+    return {index: [key for _, key in sorted(scopes)] for index, scopes in exits.items()}
+
+
 class EnasTrainer(OneShotTrainer):
     """ENAS; arguments beyond the shared ones (see :class:`OneShotTrainer`):
 
@@ -170,7 +192,10 @@ class EnasTrainer(OneShotTrainer):
     update), ``entropy_weight``, ``baseline_decay``, ``skip_target`` and ``skip_weight``
     (the KL penalty for ``n_chosen=None`` inputs), ``temperature``, ``tanh_constant``,
     ``export_samples``, ``reward`` (a metric name of ``metrics``, default ``acc``) and
-    ``aux_weight`` (the weight of an auxiliary head's loss when the model returns a pair).
+    ``aux_weight`` (the weight of an auxiliary head's loss when the model returns a pair) and
+    ``cell_exit_extra_step`` (the controller takes one more step when it leaves a
+    ``MutableScope``, whose hidden state then stands for the scope's key in later input choices,
+    as NNI's ENAS micro search does).
     """
 
     algorithm = "ENAS"
@@ -192,6 +217,7 @@ class EnasTrainer(OneShotTrainer):
         export_samples: int = 10,
         reward: str = "acc",
         aux_weight: float = 0.4,
+        cell_exit_extra_step: bool = False,
         **kwargs: Any,
     ) -> None:
         if (
@@ -206,8 +232,9 @@ class EnasTrainer(OneShotTrainer):
             raise ValueError(
                 "EnasTrainer: controller_steps must be >= 0, controller_aggregate and export_samples >= 1"
             )
+        exits = scope_exits(model, self.groups) if cell_exit_extra_step else None
         self.controller = Controller(
-            self.groups, controller_hidden, temperature, tanh_constant, skip_target
+            self.groups, controller_hidden, temperature, tanh_constant, skip_target, exits
         ).to(self.device)
         self.controller_optimizer = torch.optim.Adam(self.controller.parameters(), lr=controller_lr)
         self.controller_steps = controller_steps
