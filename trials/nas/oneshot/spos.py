@@ -262,6 +262,9 @@ class SposTrainer(OneShotTrainer):
                 callback.on_search_round(self, step, self.generation, self.generations + 1, metrics)
         return self._top()[0][0]
 
+    def required_metrics(self) -> tuple[str, ...]:
+        return (self.reward,)
+
     # -- checkpoint -----------------------------------------------------------------------------
     def algorithm_state(self) -> dict[str, Any]:
         return {"history": dict(self.history), "generation": self.generation}
