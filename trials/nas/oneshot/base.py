@@ -101,9 +101,13 @@ class OneShotTrainer(abc.ABC):
       so it may rebuild them. ``progress_note()`` adds words to the progress line.
       ``decision_groups()`` names the groups that ``select()``'s indices refer to (default
       ``self.groups``; P-DARTS searches a pruned network but exports in the full space).
+      ``required_metrics()`` names the metrics the search reads from ``metrics`` (a reward);
+      ``fit()`` checks them on one validation batch before training.
 
-    Arguments shared by every trainer: ``train_data`` and ``valid_data`` are iterables of
-    ``(inputs, targets)`` batches that can be iterated once per epoch (a ``DataLoader``);
+    Arguments (keyword-only after the model; a wrong name is refused with the right one, see
+    :mod:`.arguments`) shared by every trainer: ``train_data`` and ``valid_data`` are iterables
+    of ``(inputs, targets)`` batches that can be iterated once per epoch (a ``DataLoader``, a
+    list, or a loader whose iterator is itself and restarts after each pass, like DALI's);
     ``optimizer`` trains the model's weights (default: SGD, lr 0.025, momentum 0.9, weight
     decay 3e-4, DARTS' setting) and ``lr_scheduler`` steps once per epoch; ``loss`` and
     ``metrics`` default to cross-entropy and top-1 accuracy (``acc``); ``device`` is ``cpu``
