@@ -20,9 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trials.nas.oneshot.arguments import check_arguments
 from trials.nas.oneshot.callbacks import Callback, ProgressPrinter
-from trials.nas.oneshot.choices import ChoiceGroup, bind_choices, to_decisions
+from trials.nas.oneshot.choices import (
+    ChoiceGroup,
+    apply_architecture,
+    bind_choices,
+    random_architecture,
+    to_decisions,
+)
 from trials.nas.oneshot.graph import build_graph
+from trials.nas.oneshot.lookahead import no_batch, one_pass, peek
 from trials.nas.oneshot.searchlog import SearchLog
 from trials.searchlog_files import GRAPH_FILE
 from trials.searchspace import architecture_to_json
@@ -36,6 +44,10 @@ MetricsFn = Callable[[Any, Any], Mapping[str, float]]
 
 class UnsupportedChoiceError(ValueError):
     """A trainer cannot search one of the model's choices; the message names it and says why."""
+
+
+class MissingMetricError(ValueError):
+    """``metrics`` does not return a metric the search reads; the message names it and what it returned."""
 
 
 def cross_entropy(output: Any, target: torch.Tensor) -> torch.Tensor:
@@ -56,15 +68,16 @@ def _batch_size(batch: Batch) -> int:
     return len(target)
 
 
-def cycle(data: Iterable[Batch]) -> Iterator[Batch]:
-    """Iterate ``data`` again and again (a validation set shorter than the training set)."""
+def cycle(data: Iterable[Batch], what: str = "the data") -> Iterator[Batch]:
+    """Iterate ``data`` again and again (a validation set shorter than the training set);
+    ``what`` names it in the error when a pass yields nothing."""
     while True:
         empty = True
-        for batch in data:
+        for batch in one_pass(data):
             empty = False
             yield batch
         if empty:
-            raise ValueError("the data yielded no batch")
+            raise no_batch(what)
 
 
 class OneShotTrainer(abc.ABC):
@@ -88,9 +101,13 @@ class OneShotTrainer(abc.ABC):
       so it may rebuild them. ``progress_note()`` adds words to the progress line.
       ``decision_groups()`` names the groups that ``select()``'s indices refer to (default
       ``self.groups``; P-DARTS searches a pruned network but exports in the full space).
+      ``required_metrics()`` names the metrics the search reads from ``metrics`` (a reward);
+      ``fit()`` checks them on one validation batch before training.
 
-    Arguments shared by every trainer: ``train_data`` and ``valid_data`` are iterables of
-    ``(inputs, targets)`` batches that can be iterated once per epoch (a ``DataLoader``);
+    Arguments (keyword-only after the model; a wrong name is refused with the right one, see
+    :mod:`.arguments`) shared by every trainer: ``train_data`` and ``valid_data`` are iterables
+    of ``(inputs, targets)`` batches that can be iterated once per epoch (a ``DataLoader``, a
+    list, or a loader whose iterator is itself and restarts after each pass, like DALI's);
     ``optimizer`` trains the model's weights (default: SGD, lr 0.025, momentum 0.9, weight
     decay 3e-4, DARTS' setting) and ``lr_scheduler`` steps once per epoch; ``loss`` and
     ``metrics`` default to cross-entropy and top-1 accuracy (``acc``); ``device`` is ``cpu``
@@ -102,6 +119,12 @@ class OneShotTrainer(abc.ABC):
     """
 
     algorithm = "one-shot"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> OneShotTrainer:
+        """Refuse unknown names and extra positional arguments, all at once, before any
+        trainer's constructor does work (see :mod:`.arguments`)."""
+        check_arguments(cls, args, kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -212,6 +235,11 @@ class OneShotTrainer(abc.ABC):
         """A few words the progress line adds about where the search is (P-DARTS: its stage)."""
         return ""
 
+    def required_metrics(self) -> tuple[str, ...]:
+        """Metric names the search reads from ``metrics`` (ENAS' and SPOS' ``reward``): ``fit()``
+        checks them on one validation batch before training (default: none, no check)."""
+        return ()
+
     def decision_groups(self) -> Sequence[ChoiceGroup]:
         """The groups whose candidate indices ``select()`` returns: ``self.groups``, unless the
         algorithm searches a pruned copy of the space (P-DARTS exports in the full space)."""
@@ -226,6 +254,7 @@ class OneShotTrainer(abc.ABC):
     # -- running a search ----------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         """Run (or resume) the search, write the log, and return the exported architecture."""
+        self._check_required_metrics()
         self._begin()
         for callback in self.callbacks:
             callback.on_search_begin(self)
@@ -235,8 +264,10 @@ class OneShotTrainer(abc.ABC):
                 callback.on_epoch_begin(self, epoch)
             self.model.train()
             self._epoch_sums, self._epoch_counts = {}, {}
-            started = time.perf_counter()
+            started, steps = time.perf_counter(), self.step
             self.train_epoch(epoch)
+            if self.step == steps:  # every training batch is a step (the contract above)
+                raise no_batch(f"{type(self).__name__}: epoch {epoch}: train_data")
             trained = time.perf_counter()
             if self.lr_scheduler is not None:
                 self.lr_scheduler.step()
@@ -369,8 +400,10 @@ class OneShotTrainer(abc.ABC):
         model.eval()
         sums: dict[str, float] = {}
         seen = 0
+        yielded = False
         with _batch_statistics(model) if batch_statistics else contextlib.nullcontext():
-            for index, batch in enumerate(data):
+            for index, batch in enumerate(one_pass(data)):
+                yielded = True
                 if max_batches is not None and index >= max_batches:
                     break
                 inputs, targets = self.to_device(batch)
@@ -380,6 +413,8 @@ class OneShotTrainer(abc.ABC):
                     sums[name] = sums.get(name, 0.0) + value * n
                 seen += n
         model.train()
+        if not yielded:
+            raise no_batch(f"{type(self).__name__}: {self._data_name(data)}")
         return {name: value / max(seen, 1) for name, value in sums.items()}
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -452,11 +487,50 @@ class OneShotTrainer(abc.ABC):
         if self.log is not None:
             self.log.truncate(state["log"] or {})
 
+    def _data_name(self, data: Iterable[Batch]) -> str:
+        if data is self.valid_data:
+            return "valid_data"
+        return "train_data" if data is self.train_data else "the data given to evaluate()"
+
+    def _check_required_metrics(self) -> None:
+        """Raise ``MissingMetricError`` before training when ``metrics`` lacks a key the search
+        reads, instead of a KeyError after an epoch: one validation batch, one fixed architecture,
+        no gradients, eval mode; random generators, buffers (BatchNorm statistics) and modes are
+        left as they were, so a resumed run stays bit-for-bit the uninterrupted one."""
+        required = tuple(self.required_metrics())
+        if not required:
+            return
+        name = type(self).__name__
+        modes = [(m, m.training) for m in self.model.modules()]
+        buffers = [(b, b.detach().clone()) for b in self.model.buffers()]
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+            batch, self.valid_data = peek(self.valid_data, f"{name}: valid_data")
+            apply_architecture(self.groups, random_architecture(self.groups, random.Random(0)), self.device)
+            self.model.eval()
+            try:
+                inputs, targets = self.to_device(batch)
+                output, loss = self.forward_loss(inputs, targets)
+                returned = dict(self.step_metrics(output, targets, loss))
+            finally:
+                for module, training in modes:
+                    module.train(training)
+                for buffer, saved in buffers:
+                    buffer.copy_(saved)
+        missing = [key for key in required if key not in returned]
+        if missing:
+            raise MissingMetricError(
+                f"{name}: the search reads the metric {', '.join(map(repr, missing))}, but metrics(output, "
+                f"target) returned only {', '.join(map(repr, returned))} on a validation batch; return it "
+                "from metrics, or name one it returns (reward=...)"
+            )
+
     def _graph(self) -> dict[str, Any]:
-        """The super-net's graph from two inputs of the first batch; the RNG is left as it was."""
+        """The super-net's graph from two inputs of the first batch (handed back to training by a
+        loader that iterates itself); the RNG is left as it was."""
         rng_state = torch.get_rng_state()
         try:
-            batch = next(iter(self.train_data))
+            batch, self.train_data = peek(self.train_data, f"{type(self).__name__}: train_data")
         finally:
             torch.set_rng_state(rng_state)
         inputs = self.to_device(batch[0] if isinstance(batch, (tuple, list)) else batch)

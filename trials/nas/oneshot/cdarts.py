@@ -243,7 +243,7 @@ class CdartsTrainer(DartsTrainer):
 
     def _joint_steps(self, epoch: int) -> None:
         coefficient = self.l1_coefficient(epoch)
-        valid = cycle(self.valid_data)
+        valid = cycle(self.valid_data, f"{type(self).__name__}: valid_data")
         for batch in self.train_data:
             x_train, y_train = self.to_device(batch)
             x_valid, y_valid = self.to_device(next(valid))

@@ -109,7 +109,7 @@ class DartsTrainer(OneShotTrainer):
 
     # -- training -------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> None:
-        valid = cycle(self.valid_data)
+        valid = cycle(self.valid_data, f"{type(self).__name__}: valid_data")
         for batch in self.train_data:
             x_train, y_train = self.to_device(batch)
             if self.architecture_learns(epoch):

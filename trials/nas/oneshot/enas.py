@@ -346,6 +346,9 @@ class EnasTrainer(OneShotTrainer):
             self._rewards = []
         return metrics
 
+    def required_metrics(self) -> tuple[str, ...]:
+        return (self.reward,)
+
     def select(self) -> dict[str, list[int]]:
         best: tuple[float, dict[str, list[int]]] | None = None
         with torch.no_grad():

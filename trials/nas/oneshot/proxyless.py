@@ -222,7 +222,7 @@ class ProxylessTrainer(OneShotTrainer):
 
     # -- training -------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> None:
-        valid = cycle(self.valid_data)
+        valid = cycle(self.valid_data, f"{type(self).__name__}: valid_data")
         for batch in self.train_data:
             if self.architecture_learns(epoch) and self.step % self.arch_every == 0:
                 self.architecture_step(self.to_device(next(valid)))

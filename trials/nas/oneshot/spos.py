@@ -322,6 +322,9 @@ class SposTrainer(OneShotTrainer):
         self._search_batches = None
         return self._top()[0][0]
 
+    def required_metrics(self) -> tuple[str, ...]:
+        return (self.reward,)
+
     # -- checkpoint -----------------------------------------------------------------------------
     def algorithm_state(self) -> dict[str, Any]:
         return {"history": dict(self.history), "generation": self.generation}
