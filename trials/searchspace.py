@@ -445,18 +445,23 @@ def _multi_hot_decision(
     n = len(choice.candidates)
     if len(value) != n:
         raise ArchitectureError(
-            f"{where} needs {n} entries (one per candidate: {', '.join(choice.candidates)}), got {len(value)}"
+            f"{where} needs {n} entries (one per candidate: {', '.join(choice.candidates)}), "
+            f"got {len(value)}; {_forms(choice)}"
         )
     chosen = tuple(i for i, v in enumerate(value) if v > 0)
     names = tuple(choice.candidates[i] for i in chosen)
     if isinstance(choice, LayerChoiceSpec):
         if len(chosen) != 1:
             picked = f" ({', '.join(names)})" if names else ""
-            raise ArchitectureError(f"{where} needs exactly one true entry, got {len(chosen)}{picked}")
+            raise ArchitectureError(
+                f"{where} needs exactly one true entry, got {len(chosen)}{picked}; {_forms(choice)}"
+            )
         return LayerDecision(chosen[0], names[0])
     if choice.n_chosen is not None and len(chosen) != choice.n_chosen:
+        entries = "entry" if choice.n_chosen == 1 else "entries"
         raise ArchitectureError(
-            f"{where} needs exactly {choice.n_chosen} true entries (n_chosen), got {len(chosen)}"
+            f"{where} needs exactly {choice.n_chosen} true {entries} (n_chosen), got {len(chosen)}; "
+            f"{_forms(choice)}"
         )
     return InputDecision(chosen, names)
 
