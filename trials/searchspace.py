@@ -11,7 +11,9 @@ An architecture maps the same keys to decisions::
     {"conv1": {"_value": "conv5x5", "_idx": 1}, "skip": {"_value": ["in1"], "_idx": [1]}, "lr": 0.01}
 
 The index is the truth and the name a check, so equal candidate names never collide. The
-short form ``{"conv1": "conv5x5", "skip": ["in1"]}`` is accepted wherever names are unique.
+short form ``{"conv1": "conv5x5", "skip": ["in1"]}`` is accepted wherever names are unique, and
+so is NNI's multi-hot export, one boolean (or float, > 0 chosen) per candidate:
+``{"conv1": [false, true], "skip": [false, true]}`` (:func:`architecture_to_multi_hot` writes it).
 This module imports neither torch nor numpy: the manager and fast trials use it too.
 """
 
@@ -194,8 +196,9 @@ class SearchSpace:
     def parse_architecture(self, arch: Any, source: str = "architecture") -> dict[str, Decision]:
         """Check ``arch`` against this space and return one typed decision per key.
 
-        Keys must match exactly; values may be the full ``{_value, _idx}`` form or the short
-        form (a name, an index, or a list of them). Raises :class:`ArchitectureError`.
+        Keys must match exactly; values may be the full ``{_value, _idx}`` form, the short
+        form (a name, an index, or a list of them) or NNI's multi-hot list (one boolean or float
+        per candidate). Raises :class:`ArchitectureError`.
         """
         if not isinstance(arch, Mapping):
             raise ArchitectureError(f"{source}: must be a JSON object of key -> decision, got {_kind(arch)}")
@@ -248,6 +251,29 @@ def architecture_to_json(decisions: Mapping[str, Decision]) -> dict[str, Any]:
         key: value.to_json() if isinstance(value, (LayerDecision, InputDecision)) else value
         for key, value in decisions.items()
     }
+
+
+def architecture_to_multi_hot(space: SearchSpace, decisions: Mapping[str, Decision]) -> dict[str, Any]:
+    """NNI's export form: one boolean per candidate for each layer/input choice key of ``space``.
+
+    ``decisions`` holds typed decisions (or any form :meth:`SearchSpace.parse_architecture`
+    reads); keys that are not layer or input choices of ``space`` (hyper-parameters) pass through.
+    """
+    nas = {choice.key: choice for choice in space.nas_choices}
+    multi_hot: dict[str, Any] = {}
+    for key, value in decisions.items():
+        choice = nas.get(key)
+        if choice is None:
+            if isinstance(value, (LayerDecision, InputDecision)):
+                raise ArchitectureError(f"decisions: {key!r} is not a layer or input choice of the space")
+            multi_hot[key] = value
+            continue
+        if isinstance(value, (LayerDecision, InputDecision)):
+            value = value.to_json()
+        decision = _parse_decision(choice, value, "decisions")
+        chosen = {decision.index} if isinstance(decision, LayerDecision) else set(decision.indices)
+        multi_hot[key] = [i in chosen for i in range(len(choice.candidates))]
+    return multi_hot
 
 
 def is_nas_decision(value: Any) -> bool:
@@ -362,7 +388,9 @@ def _lookup(choice: LayerChoiceSpec | InputChoiceSpec, item: Any, where: str) ->
     """Index of one candidate given by index or by (unique) name."""
     n = len(choice.candidates)
     if isinstance(item, bool):
-        raise ArchitectureError(f"{where}: expected a candidate name or index, got {item!r}")
+        raise ArchitectureError(
+            f"{where}: expected a candidate name or index, got {item!r}; {_forms(choice)}"
+        )
     if isinstance(item, int):
         if not 0 <= item < n:
             raise ArchitectureError(f"{where}: index {item} out of range 0..{n - 1}")
@@ -377,13 +405,73 @@ def _lookup(choice: LayerChoiceSpec | InputChoiceSpec, item: Any, where: str) ->
         if len(matches) > 1:
             raise ArchitectureError(f"{where}: candidate name {item!r} is ambiguous; give _idx")
         return matches[0]
-    raise ArchitectureError(f"{where}: expected a candidate name or index, got {_kind(item)}")
+    raise ArchitectureError(
+        f"{where}: expected a candidate name or index, got {_kind(item)}; {_forms(choice)}"
+    )
+
+
+def _forms(choice: LayerChoiceSpec | InputChoiceSpec) -> str:
+    """The decision forms a choice accepts, for error messages."""
+    n = len(choice.candidates)
+    if isinstance(choice, LayerChoiceSpec):
+        return (
+            'accepted: a candidate name, an index, {"_value": name, "_idx": index}, '
+            f"or NNI's multi-hot list of {n} booleans (or floats) with one true entry"
+        )
+    return (
+        'accepted: a candidate name or index, a list of names or indices, {"_value": [names], '
+        f'"_idx": [indices]}}, or NNI\'s multi-hot list of {n} booleans (or floats)'
+    )
+
+
+def _is_multi_hot(choice: LayerChoiceSpec | InputChoiceSpec, value: list[Any], where: str) -> bool:
+    """True for NNI's multi-hot list (all booleans or all floats); a list mixing them is refused."""
+    kinds = {bool if isinstance(v, bool) else float if isinstance(v, float) else object for v in value}
+    if kinds <= {object}:
+        return False
+    if len(kinds) > 1:
+        raise ArchitectureError(
+            f"{where}: {value!r} mixes booleans or floats with other values; {_forms(choice)}"
+        )
+    return True
+
+
+def _multi_hot_decision(
+    choice: LayerChoiceSpec | InputChoiceSpec, value: list[Any], source: str
+) -> LayerDecision | InputDecision:
+    """Read NNI's multi-hot list: the true (or > 0) entries are the chosen candidates."""
+    kind = "LayerChoice" if isinstance(choice, LayerChoiceSpec) else "InputChoice"
+    where = f"{source}: {kind} {choice.key!r}: NNI's multi-hot form"
+    n = len(choice.candidates)
+    if len(value) != n:
+        raise ArchitectureError(
+            f"{where} needs {n} entries (one per candidate: {', '.join(choice.candidates)}), "
+            f"got {len(value)}; {_forms(choice)}"
+        )
+    chosen = tuple(i for i, v in enumerate(value) if v > 0)
+    names = tuple(choice.candidates[i] for i in chosen)
+    if isinstance(choice, LayerChoiceSpec):
+        if len(chosen) != 1:
+            picked = f" ({', '.join(names)})" if names else ""
+            raise ArchitectureError(
+                f"{where} needs exactly one true entry, got {len(chosen)}{picked}; {_forms(choice)}"
+            )
+        return LayerDecision(chosen[0], names[0])
+    if choice.n_chosen is not None and len(chosen) != choice.n_chosen:
+        entries = "entry" if choice.n_chosen == 1 else "entries"
+        raise ArchitectureError(
+            f"{where} needs exactly {choice.n_chosen} true {entries} (n_chosen), got {len(chosen)}; "
+            f"{_forms(choice)}"
+        )
+    return InputDecision(chosen, names)
 
 
 def _parse_decision(choice: ChoiceSpec, value: Any, source: str) -> Decision:
     where = f"{source}: {choice.key!r}"
     if isinstance(choice, HyperParameterSpec):
         return _check_hyperparameter(choice, value, where)
+    if isinstance(value, list) and _is_multi_hot(choice, value, where):
+        return _multi_hot_decision(choice, value, source)
     if isinstance(value, Mapping):
         extra = [k for k in value if k not in ("_value", "_idx")]
         if extra or not value:
@@ -398,7 +486,9 @@ def _parse_decision(choice: ChoiceSpec, value: Any, source: str) -> Decision:
 
 def _layer_decision(choice: LayerChoiceSpec, idx: Any, name: Any, where: str) -> LayerDecision:
     if isinstance(idx, list) or isinstance(name, list):
-        raise ArchitectureError(f"{where}: a layer choice takes exactly one candidate, got a list")
+        raise ArchitectureError(
+            f"{where}: a layer choice takes exactly one candidate, got a list; {_forms(choice)}"
+        )
     index = _lookup(choice, idx if idx is not None else name, where)
     if idx is not None and name is not None and choice.candidates[index] != name:
         raise ArchitectureError(
@@ -414,7 +504,11 @@ def _input_decision(choice: InputChoiceSpec, idx: Any, names: Any, where: str) -
         idx = [idx]
     for label, items in (("_idx", idx), ("_value", names)):
         if items is not None and not isinstance(items, list):
-            raise ArchitectureError(f"{where}: {label} of an input choice must be a list, got {_kind(items)}")
+            raise ArchitectureError(
+                f"{where}: {label} of an input choice must be a list, got {_kind(items)}; {_forms(choice)}"
+            )
+    if idx is None and names is None:
+        raise ArchitectureError(f"{where}: got null; {_forms(choice)}")
     indices = [_lookup(choice, item, where) for item in (idx if idx is not None else names)]
     if len(set(indices)) != len(indices):
         raise ArchitectureError(f"{where}: a candidate is chosen twice in {indices}")

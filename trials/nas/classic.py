@@ -53,7 +53,8 @@ def _load(arch: str | Path | Mapping[str, Any]) -> tuple[Mapping[str, Any], str]
 def apply_fixed_architecture(model: nn.Module, arch: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """Fix every choice of ``model`` to ``arch`` (a dict or a JSON file) and return it in full form.
 
-    Keys must match the model's exactly. A single-candidate ``LayerChoice`` is replaced by the
+    Keys must match the model's exactly; values take any form of
+    :meth:`~trials.searchspace.SearchSpace.parse_architecture`, NNI's multi-hot export included. A single-candidate ``LayerChoice`` is replaced by the
     chosen module itself, so the model keeps no parameters of unused candidates (and a state
     dict reads ``conv1.weight``, not ``conv1.conv5x5.weight``). Raises :class:`ArchitectureError`.
     """

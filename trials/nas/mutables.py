@@ -6,18 +6,29 @@ mixtures such as DARTS), so classic NAS and one-shot trainers drive the same mod
 a choice before any decision was applied raises an error that says how to apply one.
 
 Keys. A key given by the user is kept. A key left out gets an NNI-style name
-(``LayerChoice1``, ``InputChoice2``, ...), numbered per model in module-registration order
-when the model is parsed (:func:`trials.nas.model.parse_model`), so building a second model in
-the same process yields the same keys (NNI's process-wide counter does not). Until then an
-auto-keyed mutable carries a provisional key, which ``choose_from`` may already name.
+(``LayerChoice1``, ``InputChoice2``, ...) when the mutable is built, so ``choice.key`` may be
+read in ``__init__`` (to build a FLOPs table, or ``choose_from``). The number comes from a
+counter of the outermost module whose ``__init__`` is running (the model being built; choices
+of both classes share it, and numbers an explicit key already took are skipped), so building
+the model twice in one process gives the same keys (NNI's process-wide counter does not). A
+mutable built outside any module's ``__init__`` gets a provisional key (``LayerChoice@7``).
+
+When a key is final: :func:`trials.nas.model.parse_model` numbers auto keys in module-registration
+order and keeps the key given at construction where it agrees. So a key read in ``__init__`` is
+final when the model builds its choices in the order it registers them, registers every choice
+it builds and no explicit key taken later collides; otherwise the parse renames it (warning if the
+key had been read) and ``choose_from`` entries naming the old key follow the new one.
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,14 +42,63 @@ NO_KEY = ""
 _provisional = itertools.count(1)
 
 
+_tokens = itertools.count(1)
+
+
+@dataclass
+class _Numbering:
+    """The auto-key counter of one model under construction, and the explicit keys built so far."""
+
+    token: int = field(default_factory=lambda: next(_tokens))
+    counter: int = 0
+    explicit: set[str] = field(default_factory=set)
+
+
+_numberings: weakref.WeakKeyDictionary[nn.Module, _Numbering] = weakref.WeakKeyDictionary()
+
+
+def _building_root(mutable: nn.Module) -> nn.Module | None:
+    """The outermost ``nn.Module`` (other than ``mutable``) whose ``__init__`` is on the call stack."""
+    root = None
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "__init__":
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, nn.Module) and owner is not mutable:
+                root = owner
+        frame = frame.f_back
+    del frame
+    return root
+
+
+def built_during_init_of(mutable: Mutable, model: nn.Module) -> bool:
+    """True when ``mutable`` was built while ``model``'s ``__init__`` ran (it took its key there)."""
+    numbering = _numberings.get(model)
+    return numbering is not None and numbering.token == mutable._numbering
+
+
 class Mutable(nn.Module):
     """Base of everything that carries a key in a search space."""
 
     def __init__(self, key: Any = None) -> None:
         super().__init__()
+        self._key_read = False
+        root = _building_root(self)
+        numbering = None if root is None else _numberings.setdefault(root, _Numbering())
+        # the class of the module whose __init__ built this one (None: built at top level), and
+        # which counter numbered it (mutables with equal tokens were numbered together)
+        self._built_in: str | None = None if root is None else type(root).__name__
+        self._numbering: int | None = None if numbering is None else numbering.token
         if key is None:
             self.auto_key = True
-            self.provisional_key = f"{type(self).__name__}@{next(_provisional)}"
+            # the key given here: final once a parse agrees (see the module docstring)
+            if numbering is None:
+                self.provisional_key = f"{type(self).__name__}@{next(_provisional)}"
+            else:
+                numbering.counter += 1
+                while f"{type(self).__name__}{numbering.counter}" in numbering.explicit:
+                    numbering.counter += 1
+                self.provisional_key = f"{type(self).__name__}{numbering.counter}"
             self._key = self.provisional_key
         else:
             if not isinstance(key, str):
@@ -51,13 +111,20 @@ class Mutable(nn.Module):
             self.auto_key = False
             self.provisional_key = key
             self._key = key
+            if numbering is not None:
+                numbering.explicit.add(key)
 
     @property
     def key(self) -> str:
+        """The key in the search space (see the module docstring for when an auto key is final).
+
+        Reading it is noted, so a parse that renames the key can warn; our own code reads ``_key``.
+        """
+        self.__dict__["_key_read"] = True
         return self._key
 
     def extra_repr(self) -> str:
-        return f"key={self.key!r}"
+        return f"key={self._key!r}"
 
 
 class MutableScope(Mutable):
@@ -97,7 +164,7 @@ class _Choice(Mutable):
 
     def __init__(self, key: Any, reduction: str, return_mask: bool) -> None:
         super().__init__(key)
-        _check_reduction(f"{type(self).__name__} {self.key!r}", reduction)
+        _check_reduction(f"{type(self).__name__} {self._key!r}", reduction)
         self.reduction = reduction
         self.return_mask = return_mask
         self._mask: torch.Tensor | None = None
@@ -130,7 +197,7 @@ class _Choice(Mutable):
             mask = torch.tensor(list(mask))
         if mask.dim() != 1 or mask.numel() != len(self):
             raise MutableError(
-                f"{type(self).__name__} {self.key!r}: mask needs {len(self)} entries, got shape {tuple(mask.shape)}"
+                f"{type(self).__name__} {self._key!r}: mask needs {len(self)} entries, got shape {tuple(mask.shape)}"
             )
         self._mask = mask
         if active is None:
@@ -147,7 +214,7 @@ class _Choice(Mutable):
     def _require_mask(self) -> torch.Tensor:
         if self._mask is None:
             raise RuntimeError(
-                f"{type(self).__name__} {self.key!r} has no architecture yet: call "
+                f"{type(self).__name__} {self._key!r} has no architecture yet: call "
                 "get_and_apply_next_architecture(model) or apply_fixed_architecture(model, arch) "
                 "before the forward pass"
             )
@@ -179,7 +246,7 @@ class LayerChoice(_Choice):
         key: str | None = None,
     ) -> None:
         super().__init__(key, reduction, return_mask)
-        where = f"LayerChoice {self.key!r}"
+        where = f"LayerChoice {self._key!r}"
         if isinstance(op_candidates, Mapping):
             items = list(op_candidates.items())
         elif isinstance(op_candidates, (list, tuple, nn.ModuleList)):
@@ -206,7 +273,7 @@ class LayerChoice(_Choice):
         for inner_name, inner in module.named_modules():
             if isinstance(inner, _Choice):
                 raise MutableError(
-                    f"{where}: candidate {name!r} contains {type(inner).__name__} {inner.key!r}"
+                    f"{where}: candidate {name!r} contains {type(inner).__name__} {inner._key!r}"
                     f"{' at ' + inner_name if inner_name else ''}; nested choices are not supported"
                 )
         self.add_module(name, module)
@@ -233,7 +300,7 @@ class LayerChoice(_Choice):
         The search space of the model shrinks with it; the decision is cleared (the mask's
         length changed), so apply a new one before the next forward pass.
         """
-        where = f"LayerChoice {self.key!r}"
+        where = f"LayerChoice {self._key!r}"
         kept = sorted({int(i) for i in keep})
         if not kept:
             raise MutableError(f"{where}: prune needs at least one candidate to keep")
@@ -272,7 +339,7 @@ class InputChoice(_Choice):
         key: str | None = None,
     ) -> None:
         super().__init__(key, reduction, return_mask)
-        where = f"InputChoice {self.key!r}"
+        where = f"InputChoice {self._key!r}"
         if n_candidates is None and choose_from is None:
             raise MutableError(f"{where}: give n_candidates or choose_from")
         if choose_from is None:
@@ -315,11 +382,11 @@ class InputChoice(_Choice):
         if isinstance(optional_inputs, Mapping):
             missing = [k for k in self.choose_from if k not in optional_inputs]
             if missing:
-                raise MutableError(f"InputChoice {self.key!r}: inputs dict lacks key(s) {missing}")
+                raise MutableError(f"InputChoice {self._key!r}: inputs dict lacks key(s) {missing}")
             optional_inputs = [optional_inputs[k] for k in self.choose_from]
         if len(optional_inputs) != self.n_candidates:
             raise MutableError(
-                f"InputChoice {self.key!r}: expected {self.n_candidates} inputs, got {len(optional_inputs)}"
+                f"InputChoice {self._key!r}: expected {self.n_candidates} inputs, got {len(optional_inputs)}"
             )
         return self._finish([self._weighted(i, optional_inputs[i]) for i in self._active])
 
