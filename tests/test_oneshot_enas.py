@@ -242,7 +242,12 @@ def test_scope_exits_mark_where_the_controller_leaves_each_cell() -> None:
 @pytest.mark.parametrize("extra_step", [False, True])
 def test_with_cell_exit_extra_step_an_input_naming_a_cell_attends_to_its_exit_state(extra_step: bool) -> None:
     trainer = EnasTrainer(
-        TwoCells(), train_data=[], valid_data=[], num_epochs=0, progress=False, cell_exit_extra_step=extra_step
+        TwoCells(),
+        train_data=[],
+        valid_data=[],
+        num_epochs=0,
+        progress=False,
+        cell_exit_extra_step=extra_step,
     )
     sample = trainer.controller.sample()
     sample.log_prob.backward()

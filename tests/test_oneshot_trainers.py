@@ -158,6 +158,17 @@ def test_export_is_a_valid_architecture_that_builds_the_plain_model(
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_export_in_nni_multi_hot_form_is_the_same_architecture(
+    searches: dict[str, Search], algorithm: str
+) -> None:
+    trainer = searches[algorithm].trainer
+    multi_hot = trainer.export(multi_hot=True)
+    assert all(isinstance(v, list) and all(isinstance(b, bool) for b in v) for v in multi_hot.values())
+    space = SearchSpace.from_json(dump_search_space(model_for(algorithm)))
+    assert space.parse_architecture(multi_hot) == space.parse_architecture(searches[algorithm].architecture)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_export_is_written_last_as_architecture_json(searches: dict[str, Search], algorithm: str) -> None:
     search = searches[algorithm]
     assert json.loads((search.log_dir / "architecture.json").read_text()) == search.architecture

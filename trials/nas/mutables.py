@@ -29,7 +29,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -325,9 +325,11 @@ class InputChoice(_Choice):
     """Choose ``n_chosen`` of ``n_candidates`` inputs (any number when ``n_chosen`` is None).
 
     ``choose_from`` names the keys (of mutables or scopes registered earlier) whose outputs are
-    the candidates; ``""`` marks an input with no key. The forward pass takes a list in that
-    order, or a dict keyed by ``choose_from``.
+    the candidates; ``""`` (``InputChoice.NO_KEY``, as NNI spells it) marks an input with no
+    key. The forward pass takes a list in that order, or a dict keyed by ``choose_from``.
     """
+
+    NO_KEY: ClassVar[str] = NO_KEY
 
     def __init__(
         self,

@@ -11,8 +11,6 @@ from typing import Any
 
 from torch import nn
 
-from trials.searchspace import architecture_to_multi_hot
-
 
 class Mutator:
     """Base of NNI-style mutators: holds the model; bound to a trainer when one takes it."""
@@ -33,8 +31,7 @@ class Mutator:
         """The bound trainer's current architecture, one boolean per candidate (NNI's form)."""
         if self.trainer is None:
             raise RuntimeError(f"{type(self).__name__}.export(): pass the mutator to a trainer first")
-        trainer = self.trainer
-        return architecture_to_multi_hot(trainer.space, trainer.space.parse_architecture(trainer.export()))
+        return self.trainer.export(multi_hot=True)
 
 
 BaseMutator = Mutator

@@ -33,7 +33,6 @@ from trials.nas.nni.callbacks import Callback as NniCallback
 from trials.nas.nni.utils import AverageMeterGroup
 from trials.nas.oneshot.callbacks import Callback
 from trials.nas.oneshot.searchlog import SearchLog
-from trials.searchspace import architecture_to_multi_hot
 
 
 def default_device(device: Any) -> torch.device | str:
@@ -211,14 +210,13 @@ class Trainer:
         finally:
             self.valid_data = searched_on
 
-    def export(self, file: str | Path | None = None) -> dict[str, Any]:
-        """The current architecture in nasctl's full form; with ``file``, also written there in
-        NNI's multi-hot form (one boolean per candidate), as NNI's ``export(file)`` wrote it."""
-        architecture = super().export()  # type: ignore[misc]
+    def export(self, file: str | Path | None = None, multi_hot: bool = False) -> dict[str, Any]:
+        """The current architecture (nasctl's full form, or NNI's with ``multi_hot``); with
+        ``file``, also written there in NNI's multi-hot form, as NNI's ``export(file)`` wrote it."""
         if file is not None:
-            multi_hot = architecture_to_multi_hot(self.space, self.space.parse_architecture(architecture))  # type: ignore[attr-defined]
-            Path(file).write_text(json.dumps(multi_hot, indent=2, sort_keys=True) + "\n")
-        return architecture
+            nni_form = super().export(multi_hot=True)  # type: ignore[misc]
+            Path(file).write_text(json.dumps(nni_form, indent=2, sort_keys=True) + "\n")
+        return super().export(multi_hot=multi_hot)  # type: ignore[misc]
 
     def checkpoint(self) -> None:
         """Write nasctl's resumable checkpoint now (it is also written after every epoch)."""

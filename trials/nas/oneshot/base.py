@@ -33,7 +33,7 @@ from trials.nas.oneshot.graph import build_graph
 from trials.nas.oneshot.lookahead import no_batch, one_pass, peek
 from trials.nas.oneshot.searchlog import SearchLog
 from trials.searchlog_files import GRAPH_FILE
-from trials.searchspace import architecture_to_json
+from trials.searchspace import architecture_to_json, architecture_to_multi_hot
 
 CHECKPOINT_FORMAT = 1
 
@@ -291,15 +291,19 @@ class OneShotTrainer(abc.ABC):
             callback.on_search_end(self, architecture)
         return architecture
 
-    def export(self) -> dict[str, Any]:
-        """The chosen architecture in the full ``{"_value", "_idx"}`` form (``architecture.json``).
+    def export(self, multi_hot: bool = False) -> dict[str, Any]:
+        """The chosen architecture in the full ``{"_value", "_idx"}`` form (``architecture.json``),
+        or with ``multi_hot`` in NNI's form (one boolean per candidate); both apply alike.
 
         Selection may sample or search (ENAS, SPOS), so it runs once per state of the weights:
         asking again without training in between gives the same answer.
         """
         if self._selection is None or self._selection[0] != self.step:
             self._selection = (self.step, self.select())
-        return architecture_to_json(to_decisions(self.decision_groups(), self._selection[1]))
+        decisions = to_decisions(self.decision_groups(), self._selection[1])
+        if multi_hot:
+            return architecture_to_multi_hot(self.space, decisions)
+        return architecture_to_json(decisions)
 
     def request_stop(self) -> None:
         """End the search after the current epoch (a callback may call it)."""
