@@ -55,15 +55,7 @@ class DartsTrainer(Trainer, darts.DartsTrainer):
                 arch_samples=lambda n: n - n // 2,
             )
             kwargs.update(train_data=train, valid_data=valid)
-        common = self._nni_arguments(
-            loss=loss,
-            metrics=metrics,
-            optimizer=optimizer,
-            num_epochs=num_epochs,
-            device=device,
-            log_frequency=log_frequency,
-            callbacks=callbacks,
-        )
+        common = self._nni_arguments(loss, metrics, optimizer, num_epochs, device, log_frequency, callbacks)
         super().__init__(model, arch_lr=arc_learning_rate, unrolled=unrolled, **common, **kwargs)
         self._nni_bind(mutator if mutator is not None else DartsMutator(model), test_loader)
 

@@ -131,13 +131,13 @@ class EnasTrainer(Trainer, enas.EnasTrainer):
             )
             kwargs.update(train_data=FixedSteps(train, child_steps), valid_data=valid)
         common = self._nni_arguments(
-            loss=loss,
-            metrics=_with_reward(metrics, reward_function),
-            optimizer=optimizer,
-            num_epochs=num_epochs,
-            device=device,
-            log_frequency=log_frequency,
-            callbacks=callbacks,
+            loss,
+            _with_reward(metrics, reward_function),
+            optimizer,
+            num_epochs,
+            device,
+            log_frequency,
+            callbacks,
         )
         kwargs.setdefault("export_samples", 1)
         super().__init__(

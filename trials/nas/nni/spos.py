@@ -102,15 +102,7 @@ class SPOSSupernetTrainer(Trainer, spos.SposTrainer):
             mutator = SPOSSupernetTrainingMutator(model)
         mutator.check_model(type(self).__name__, model)
         self.batch_size, self.workers = batch_size, workers
-        common = self._nni_arguments(
-            loss=loss,
-            metrics=metrics,
-            optimizer=optimizer,
-            num_epochs=num_epochs,
-            device=device,
-            log_frequency=log_frequency,
-            callbacks=callbacks,
-        )
+        common = self._nni_arguments(loss, metrics, optimizer, num_epochs, device, log_frequency, callbacks)
         super().__init__(
             model,
             train_data=train_loader,

@@ -152,7 +152,6 @@ class Trainer:
 
     def _nni_arguments(
         self,
-        *,
         loss: Any,
         metrics: Any,
         optimizer: Any,

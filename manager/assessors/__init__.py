@@ -1,0 +1,1 @@
+"""Assessors: decide from a running trial's intermediate results whether to stop it early."""
