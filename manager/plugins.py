@@ -228,8 +228,9 @@ def custom_class(kind: PluginKind, config: PluginConfig) -> type:
         raise kind.error(f"{key}.className: {name} is not a class")
     if not issubclass(cls, kind.base) and not kind.is_nni_style(cls):
         base = f"{kind.base.__module__}.{kind.base.__qualname__}"
+        article = "an" if key[0] in "aeiou" else "a"
         raise kind.error(
-            f"{key}.className: {name} is not a {key}; subclass {base} or define {kind.nni_methods}"
+            f"{key}.className: {name} is not {article} {key}; subclass {base} or define {kind.nni_methods}"
         )
     return cls
 

@@ -45,12 +45,13 @@ class NniStyleAssessor(Assessor):
     has them with a matching arity (NNI's own checkpoint methods take no argument and are skipped).
     """
 
-    def __init__(self, user_assessor: Any) -> None:
+    def __init__(self, user_assessor: Any, label: str) -> None:
         self.user_assessor = user_assessor
+        self.label = label
 
     def assess_trial(self, trial_id: str, trial_history: list[float]) -> AssessResult:
         answer = self.user_assessor.assess_trial(trial_id, trial_history)
-        return to_verdict(answer, type(self.user_assessor).__name__)
+        return to_verdict(answer, self.label)
 
     def trial_end(self, trial_id: str, success: bool) -> None:
         self.user_assessor.trial_end(trial_id, success)

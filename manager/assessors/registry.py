@@ -53,8 +53,9 @@ def create_assessor(config: TunerConfig) -> Assessor:
     A custom assessor's module is imported here, never in :func:`check_assessor_config`.
     """
     instance = plugins.construct(ASSESSORS, config)
-    inner = instance if isinstance(instance, Assessor) else NniStyleAssessor(instance)
-    return CheckedAssessor(inner, plugins.label(config))
+    label = plugins.label(config)
+    inner = instance if isinstance(instance, Assessor) else NniStyleAssessor(instance, label)
+    return CheckedAssessor(inner, label)
 
 
 def check_assessor_config(config: TunerConfig) -> None:
