@@ -330,3 +330,25 @@ def test_bad_assessor_class_args_are_refused_naming_the_argument(
 def test_include_intermediate_results_must_be_true_or_false(tmp_path: Path) -> None:
     error = refusal(tmp_path, tuner={"name": "Random", "includeIntermediateResults": "yes"})
     assert error.field == "tuner.includeIntermediateResults"
+
+
+# -- what the CLI shows ------------------------------------------------------------------------------
+
+
+def test_nasctl_status_counts_early_stopped_trials() -> None:
+    from nasctl.output import status_text
+
+    counts = {"SUCCEEDED": 4, "FAILED": 1, "EARLY_STOPPED": 3}
+    page = status_text({"id": "e1", "status": "RUNNING", "maxTrialNumber": 10, "trialCounts": counts}, None)
+    assert "(4 succeeded, 1 failed, 3 early-stopped)" in page
+
+
+def test_nasctl_trial_ls_shows_the_step_an_early_stopped_trial_was_stopped_at() -> None:
+    from nasctl.output import trial_table
+
+    trials = [
+        {"id": "t1", "status": "EARLY_STOPPED", "stopStep": 3, "parameters": {}},
+        {"id": "t2", "status": "SUCCEEDED", "stopStep": None, "finalMetric": 0.9, "parameters": {}},
+    ]
+    rows = trial_table(trials).splitlines()
+    assert "EARLY_STOPPED@3" in rows[1] and "SUCCEEDED" in rows[2]
