@@ -100,12 +100,19 @@ def trial_table(
         params = trial.get("parameters") or {}
         row = [str(trial.get("id", "?"))]
         if with_status:
-            row.append(str(trial.get("status", "?")))
+            row.append(trial_status_text(trial))
         row.append(format_metric(trial.get("finalMetric")))
         row.extend(format_decision(params[key]) if key in params else "-" for key in keys)
         row.append(format_duration(trial.get("duration")))
         rows.append(row)
     return format_table(headers, rows)
+
+
+def trial_status_text(trial: Mapping[str, Any]) -> str:
+    """The status, with the step an early-stopped trial was stopped at: ``EARLY_STOPPED@3``."""
+    status = str(trial.get("status", "?"))
+    step = trial.get("stopStep")
+    return f"{status}@{step}" if status == TrialStatus.EARLY_STOPPED.value and step is not None else status
 
 
 def done_count(experiment: Mapping[str, Any]) -> int:
@@ -150,7 +157,8 @@ def status_text(
         (
             "progress",
             f"{done_count(experiment)}/{experiment.get('maxTrialNumber', '?')} trials done "
-            f"({counts.get('SUCCEEDED', 0)} succeeded, {counts.get('FAILED', 0)} failed)",
+            f"({counts.get('SUCCEEDED', 0)} succeeded, {counts.get('FAILED', 0)} failed"
+            + (f", {stopped} early-stopped)" if (stopped := counts.get("EARLY_STOPPED", 0)) else ")"),
         ),
         ("running", f"{counts.get('RUNNING', 0)} running, {counts.get('WAITING', 0)} waiting"),
         (

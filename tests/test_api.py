@@ -27,7 +27,7 @@ EXPERIMENT_KEYS = {
 }  # fmt: skip
 TRIAL_KEYS = {
     "id", "experimentId", "sequenceId", "status", "parameterId", "parameters", "startTime", "endTime",
-    "duration", "exitCode", "signal", "reason", "waitingReason", "finalMetric", "finalMetricData", "gpus",
+    "duration", "exitCode", "signal", "reason", "stopStep", "waitingReason", "finalMetric", "finalMetricData", "gpus",
     "trialDir",
 }  # fmt: skip
 METRIC_KEYS = {"id", "trialId", "type", "sequence", "value", "defaultValue", "time"}

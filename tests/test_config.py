@@ -274,8 +274,8 @@ def test_v1_nas_mode_other_than_classic_is_refused(project: Path) -> None:
 
 
 def test_unsupported_key_says_why(project: Path) -> None:
-    message = error_of({"trialCommand": "x", "assessor": {"builtinAssessorName": "Medianstop"}}, project)
-    assert message == "exp.yaml: assessor: assessors are not supported; remove the key"
+    message = error_of({"trialCommand": "x", "advisor": {"builtinAdvisorName": "BOHB"}}, project)
+    assert message == "exp.yaml: advisor: advisors are not supported; use tuner"
 
 
 def test_ignored_key_still_has_its_value_checked(project: Path) -> None:

@@ -1,8 +1,8 @@
 """NNI v1 config keys, translated to their v2 spelling so that users' old files keep working.
 
 v1 wrote ``maxTrialNum``, ``maxExecDuration``, ``searchSpacePath``, ``trainingServicePlatform``,
-``trial: {command, codeDir, gpuNum}``, ``localConfig: {...}`` and ``tuner: {builtinTunerName,
-codeDir}``. Each value is handed on under its v2 key but keeps the label the user wrote, so a
+``trial: {command, codeDir, gpuNum}``, ``localConfig: {...}``, ``tuner: {builtinTunerName,
+codeDir}`` and ``assessor: {builtinAssessorName, codeDir}``. Each value is handed on under its v2 key but keeps the label the user wrote, so a
 message names the key that is in the file (``trial.command: must be a non-empty string``).
 Keys v1 had that nasctl does not need are ignored; those that would mean something nasctl does
 not do are refused.
@@ -32,7 +32,10 @@ LOCAL = {
 }
 #: ``tuner:`` keys renamed to their v2 spelling, and those ignored.
 TUNER_RENAMES = {"builtinTunerName": "name", "codeDir": "codeDirectory"}
-TUNER_IGNORED = ("gpuIndices", "includeIntermediateResults", "checkpointDir")
+TUNER_IGNORED = ("gpuIndices", "checkpointDir")
+#: ``assessor:`` keys renamed to their v2 spelling, and those ignored.
+ASSESSOR_RENAMES = {"builtinAssessorName": "name", "codeDir": "codeDirectory"}
+ASSESSOR_IGNORED = ("gpuIndices", "checkpointDir")
 #: v1-only keys accepted and ignored -> the kind of value checked (so a typo in a value still shows).
 IGNORED = {
     "authorName": "string",

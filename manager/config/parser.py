@@ -60,6 +60,7 @@ _V2_KEYS = (
     "maxExperimentDuration",
     "maxTrialDuration",
     "tuner",
+    "assessor",
     "trainingService",
 )
 #: Keys that nasctl accepts only as false (what true would ask for, it does not do).
@@ -74,7 +75,6 @@ _IGNORED = {
 }
 #: Keys that mean something nasctl does not do; silently ignoring them would mislead.
 _UNSUPPORTED = {
-    "assessor": "assessors are not supported; remove the key",
     "advisor": "advisors are not supported; use tuner",
     "experimentWorkingDirectory": "not supported; nasctl keeps experiments under $NASCTL_HOME",
     "sharedStorage": "not supported; remove the key",
@@ -91,9 +91,13 @@ _SERVICE_KEYS = (
     "placementStrategy",
     "reuseMode",
 )
-#: Tuner keys: v2 spelling first; v1 spellings are renamed.
-_TUNER_V2 = ("name", "className", "codeDirectory", "classFileName", "classArgs")
+#: Tuner and assessor keys: v2 spelling first; v1 spellings are renamed.
+_ALGORITHM_V2 = ("name", "className", "codeDirectory", "classFileName", "classArgs")
+#: NNI's key that sends an early-stopped trial's last intermediate result to the tuner as its final one.
+_INCLUDE_INTERMEDIATE = "includeIntermediateResults"
+_TUNER_V2 = (*_ALGORITHM_V2, _INCLUDE_INTERMEDIATE)
 _TUNER_KEYS = (*_TUNER_V2, *nni_v1.TUNER_RENAMES, *nni_v1.TUNER_IGNORED)
+_ASSESSOR_KEYS = (*_ALGORITHM_V2, *nni_v1.ASSESSOR_RENAMES, *nni_v1.ASSESSOR_IGNORED)
 
 
 def parse_config(obj: Any, base_dir: Path, source: str = "config") -> ExperimentConfig:
@@ -228,6 +232,7 @@ class _Parser(ValueReader):
                 "only for platform ray (local trials are not limited in CPUs), but platform is local",
             )
         cpus = 1.0 if trial_cpu_number is None else trial_cpu_number
+        tuner, include_intermediate = self.tuner(get("tuner"))
         return ExperimentConfig(
             experiment_name=experiment_name,
             search_space_file=search_space_file,
@@ -241,7 +246,9 @@ class _Parser(ValueReader):
             max_trial_number=optional("maxTrialNumber", lambda e: self.whole(e, 1)),
             max_experiment_duration=optional("maxExperimentDuration", self.duration),
             max_trial_duration=optional("maxTrialDuration", self.duration),
-            tuner=self.tuner(get("tuner")),
+            tuner=tuner,
+            assessor=self.assessor(get("assessor")),
+            include_intermediate_results=include_intermediate,
             training_service=replace(
                 service_config, trial_cpu_number=cpus, trial_gpu_number=trial_gpu_number
             ),
@@ -265,18 +272,55 @@ class _Parser(ValueReader):
             raise self.fail(entry.label, f"unusable value ({exc})") from None
         return space.to_json()
 
-    # -- tuner ----------------------------------------------------------------------------------
-    def tuner(self, entry: Entry | None) -> TunerConfig:
+    # -- tuner and assessor ---------------------------------------------------------------------
+    def tuner(self, entry: Entry | None) -> tuple[TunerConfig, bool]:
+        """The tuner section, and its ``includeIntermediateResults`` (false when absent)."""
         if entry is None:
-            return TunerConfig(name=DEFAULT_TUNER)
+            return TunerConfig(name=DEFAULT_TUNER), False
         section = self.mapping(entry.value, "tuner")
         self.check_keys(section, _TUNER_KEYS, _TUNER_V2, "tuner")
+        include = section.get(_INCLUDE_INTERMEDIATE)
+        flag = False if include is None else self.boolean(Entry(f"tuner.{_INCLUDE_INTERMEDIATE}", include))
+        rest = {k: v for k, v in section.items() if k != _INCLUDE_INTERMEDIATE}
+        renames, ignored = nni_v1.TUNER_RENAMES, nni_v1.TUNER_IGNORED
+        return self.algorithm(rest, "tuner", builtin_names(), renames, ignored), flag
+
+    def assessor(self, entry: Entry | None) -> TunerConfig | None:
+        """The assessor section (NNI's shape), checked by the assessor registry at once."""
+        if entry is None:
+            return None
+        from manager.assessors.base import AssessorError
+        from manager.assessors.registry import builtin_assessor_names, check_assessor_config
+
+        section = self.mapping(entry.value, "assessor")
+        self.check_keys(section, _ASSESSOR_KEYS, _ALGORITHM_V2, "assessor")
+        renames, ignored = nni_v1.ASSESSOR_RENAMES, nni_v1.ASSESSOR_IGNORED
+        config = self.algorithm(section, "assessor", builtin_assessor_names(), renames, ignored)
+        if self.check_files:
+            try:
+                check_assessor_config(config)
+            except AssessorError as exc:
+                problem = str(exc)
+                if problem.startswith("assessor"):
+                    raise ConfigError(f"{self.source}: {problem}", field="assessor") from None
+                raise self.fail("assessor", problem) from None
+        return config
+
+    def algorithm(
+        self,
+        section: Any,
+        kind: str,
+        names: tuple[str, ...],
+        renames: dict[str, str],
+        ignored: tuple[str, ...],
+    ) -> TunerConfig:
+        """A tuner or assessor section: a built-in by ``name`` or a user's class."""
         fields: dict[str, Entry] = {}
         for key, value in section.items():
-            if key in nni_v1.TUNER_IGNORED or value is None:
+            if key in ignored or value is None:
                 continue
-            canonical = nni_v1.TUNER_RENAMES.get(key, key)
-            label = f"tuner.{key}"
+            canonical = renames.get(key, key)
+            label = f"{kind}.{key}"
             if canonical in fields:
                 raise self.fail(label, f"duplicates {fields[canonical].label}; give only one of them")
             fields[canonical] = Entry(label, value)
@@ -286,29 +330,27 @@ class _Parser(ValueReader):
             if custom:
                 raise self.fail(
                     custom[0],
-                    f"give either {fields['name'].label} (a built-in tuner) or className (a custom tuner), "
+                    f"give either {fields['name'].label} (a built-in {kind}) or className (a custom {kind}), "
                     "not both",
                 )
-            return TunerConfig(name=self.builtin_name(fields["name"]), class_args=class_args)
+            return TunerConfig(name=self.builtin_name(fields["name"], kind, names), class_args=class_args)
         if "className" not in fields:
             raise self.fail(
-                "tuner.name",
-                f"missing; give a built-in tuner name ({', '.join(builtin_names())}) "
-                "or className for a custom tuner",
+                f"{kind}.name",
+                f"missing; give a built-in {kind} name ({', '.join(names)}) or className for a custom {kind}",
             )
-        return self.custom_tuner(fields, class_args)
+        return self.custom_class(fields, class_args, kind)
 
-    def builtin_name(self, entry: Entry) -> str:
+    def builtin_name(self, entry: Entry, kind: str, names: tuple[str, ...]) -> str:
         name = self.string(entry, allow_empty=False)
-        names = builtin_names()
         if name not in names:
             raise self.fail(
                 entry.label,
-                f"unknown tuner {quote(name)}{did_you_mean(name, names)}; built-in tuners: {', '.join(names)}",
+                f"unknown {kind} {quote(name)}{did_you_mean(name, names)}; built-in {kind}s: {', '.join(names)}",
             )
         return name
 
-    def custom_tuner(self, fields: dict[str, Entry], class_args: dict[str, Any]) -> TunerConfig:
+    def custom_class(self, fields: dict[str, Entry], class_args: dict[str, Any], kind: str) -> TunerConfig:
         class_entry = fields["className"]
         class_name = self.string(class_entry, allow_empty=False)
         if not _IDENTIFIER_PATH.match(class_name):
@@ -324,12 +366,12 @@ class _Parser(ValueReader):
             if not class_file_name.endswith(".py") or "/" in class_file_name or "\\" in class_file_name:
                 raise self.fail(
                     entry.label,
-                    f"must be a file name ending in .py, like 'my_tuner.py', got {class_file_name!r}",
+                    f"must be a file name ending in .py, like 'my_{kind}.py', got {class_file_name!r}",
                 )
             if not _IDENTIFIER_PATH.match(class_file_name[:-3]) or "." in class_file_name[:-3]:
                 raise self.fail(entry.label, f"must name a Python module file, got {class_file_name!r}")
             if code_directory is None:
-                raise self.fail(entry.label, "needs tuner.codeDirectory, the folder that holds the file")
+                raise self.fail(entry.label, f"needs {kind}.codeDirectory, the folder that holds the file")
             if "." in class_name:
                 raise self.fail(
                     class_entry.label, f"with classFileName give the class name only, got {class_name!r}"

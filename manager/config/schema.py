@@ -123,6 +123,11 @@ class ExperimentConfig:
     max_experiment_duration: float | None = None
     max_trial_duration: float | None = None
     tuner: TunerConfig = field(default_factory=lambda: TunerConfig(name=DEFAULT_TUNER))
+    #: Judges running trials from their intermediate results (None: every trial runs to its end).
+    assessor: TunerConfig | None = None
+    #: NNI's ``tuner.includeIntermediateResults``: an early-stopped trial's last intermediate result
+    #: goes to the tuner as its final result.
+    include_intermediate_results: bool = False
     training_service: TrainingServiceConfig = field(default_factory=TrainingServiceConfig)
 
     @property
@@ -145,7 +150,11 @@ class ExperimentConfig:
             "maxTrialNumber": self.max_trial_number,
             "maxExperimentDuration": self.max_experiment_duration,
             "maxTrialDuration": self.max_trial_duration,
-            "tuner": self.tuner.to_json(),
+            "tuner": {
+                **self.tuner.to_json(),
+                "includeIntermediateResults": self.include_intermediate_results,
+            },
+            "assessor": None if self.assessor is None else self.assessor.to_json(),
             "trainingService": self.training_service.to_json(),
         }
 
@@ -160,6 +169,8 @@ class ExperimentConfig:
             space = obj.get("searchSpace")
             service = TrainingServiceConfig.from_json(obj.get("trainingService") or {})
             cpus, gpus = obj.get("trialCpuNumber", 1.0), obj.get("trialGpuNumber", 0)
+            tuner = obj.get("tuner") or {"name": DEFAULT_TUNER}
+            assessor = obj.get("assessor")
             return cls(
                 experiment_name=obj.get("experimentName"),
                 search_space_file=_path(obj.get("searchSpaceFile")),
@@ -173,7 +184,9 @@ class ExperimentConfig:
                 max_trial_number=obj.get("maxTrialNumber"),
                 max_experiment_duration=obj.get("maxExperimentDuration"),
                 max_trial_duration=obj.get("maxTrialDuration"),
-                tuner=TunerConfig.from_json(obj.get("tuner") or {"name": DEFAULT_TUNER}),
+                tuner=TunerConfig.from_json(tuner),
+                assessor=None if assessor is None else TunerConfig.from_json(assessor),
+                include_intermediate_results=bool(tuner.get("includeIntermediateResults", False)),
                 training_service=replace(service, trial_cpu_number=cpus, trial_gpu_number=gpus),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

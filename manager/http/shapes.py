@@ -67,6 +67,7 @@ def trial_json(trial: TrialRecord, now: int | None = None) -> dict[str, Any]:
         "exitCode": trial.exit_code,
         "signal": trial.signal,
         "reason": trial.reason,
+        "stopStep": trial.stop_step,
         "waitingReason": trial.waiting_reason,
         "finalMetric": final_metric(trial),
         "finalMetricData": trial.final_metric_data,

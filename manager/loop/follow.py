@@ -35,6 +35,8 @@ class TrialFollower:
     spec: TrialSpec
     on_final: Callable[[ActiveTrial, MetricReport], None]
     on_storage_failure: Callable[[StorageError], None]
+    #: Hears that intermediate results of the trial were stored (the assessor judges them).
+    on_intermediate: Callable[[ActiveTrial], None] | None = None
 
     async def follow(self) -> None:
         """Poll until ``active.tail_stop`` is set (the trial's process has ended)."""
@@ -64,9 +66,19 @@ class TrialFollower:
             active.final_is_nan = math.isnan(report.default_value)
             self.on_final(active, report)
 
+        def stored(count: int) -> None:
+            if count and self.on_intermediate is not None:
+                self.on_intermediate(active)
+
         async with active.ingest_lock:
             active.offset = await ingest_metrics(
-                self.store, self.service, self.spec, active.offset, final=final, on_final=heard
+                self.store,
+                self.service,
+                self.spec,
+                active.offset,
+                final=final,
+                on_final=heard,
+                on_intermediate=stored,
             )
 
     async def _trim_logs(self) -> None:

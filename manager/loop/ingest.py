@@ -24,11 +24,13 @@ async def ingest_metrics(
     *,
     final: bool,
     on_final: Callable[[MetricReport], None] | None = None,
+    on_intermediate: Callable[[int], None] | None = None,
 ) -> int:
     """Store the records after byte ``offset``; returns the new offset.
 
     ``final``: the trial has ended, so a last line without its newline counts too. ``on_final``
-    hears the trial's final result once, in the call that stores it.
+    hears the trial's final result once, in the call that stores it; ``on_intermediate`` hears how
+    many intermediate results each stored chunk held.
     """
     while True:
         chunk = service.read_metrics(spec, offset, final)
@@ -46,5 +48,7 @@ async def ingest_metrics(
         offset = result.offset
         if result.final is not None and on_final is not None:
             on_final(result.final)
+        if result.applied and on_intermediate is not None:
+            on_intermediate(sum(not report.is_final for report in chunk.reports))
         if not chunk.more:
             return offset

@@ -32,6 +32,7 @@ from manager.config import ExperimentConfig
 from manager.crash_points import crash_point
 from manager.gpu import GpuAllocator, GpuInfo
 from manager.loop.active_trial import ActiveTrial, TrialEnd, TrialPhase, stored_process, trial_spec
+from manager.loop.early_stop import EarlyStopping
 from manager.loop.ending import StopRequest, room_left, seconds_text
 from manager.loop.errors import InvalidState
 from manager.loop.follow import TrialFollower
@@ -63,7 +64,7 @@ class RunnerSettings:
     gpu_inventory: Callable[[], list[GpuInfo]] | None = None  # None: nvidia-smi
 
 
-class ExperimentRunner:
+class ExperimentRunner(EarlyStopping):
     """One experiment: its tuner session, its trials on its training service, its loop task."""
 
     def __init__(
@@ -97,6 +98,7 @@ class ExperimentRunner:
             executor=executor,
             tuner_has_space=self.space is not None,
         )
+        self._init_assessor()
         self.allocator: GpuAllocator | None = None
         self.trials: dict[str, ActiveTrial] = {}
         self.task: asyncio.Task[None] | None = None
@@ -159,7 +161,7 @@ class ExperimentRunner:
 
     async def close(self) -> None:
         await self.service.close()
-        self.tuner.release_thread(cancel=True)
+        self._release_threads(cancel=True)
 
     def _request_stop(self, request: StopRequest) -> None:
         if self._stop is None:
@@ -172,6 +174,7 @@ class ExperimentRunner:
             if not await self._prepare():
                 return
             await self._take_over_unfinished()
+            await self._stop_replayed()
             self._run_started = self.clock.monotonic()
             if self._stop is not None:  # stopped while ss_gen or the tuner was starting
                 await self._cancel_all(self._stop.trial_status, self._stop.reason)
@@ -199,7 +202,7 @@ class ExperimentRunner:
             with contextlib.suppress(Exception):
                 await self._finish(ExperimentStatus.ERROR)
         finally:
-            self.tuner.release_thread()
+            self._release_threads()
 
     def _fail_storage(self, exc: StorageError) -> None:
         """The database refused a write: end the experiment in ERROR, saying why (once)."""
@@ -217,6 +220,7 @@ class ExperimentRunner:
             if self.space is None:
                 self.space = await self._generate_space()
             await self.tuner.prepare(self.config.tuner, self.space)
+            await self._start_assessor()
         except StorageError:
             raise
         except (SearchSpaceError, ValueError, OSError) as exc:
@@ -459,6 +463,7 @@ class ExperimentRunner:
             active,
             spec,
             on_final=lambda trial, report: self.tuner.result(trial.record, report.default_value),
+            on_intermediate=self._intermediate_stored,
             on_storage_failure=self._fail_storage,
         )
         try:
@@ -513,6 +518,7 @@ class ExperimentRunner:
                 signal=exit_.signal if exit_ else None,
                 reason=end.reason,
                 return_slot=active.return_slot,
+                stop_step=self._stop_step(active, end),
             )
             if active.return_slot:
                 self._returned += 1
@@ -523,6 +529,7 @@ class ExperimentRunner:
                 self.allocator.release(active.id)
             self.trials.pop(active.id, None)
             active.finished.set()
+            await self._assessor_hears_end(active, end)
             self.tuner.trial_end(active.record, end.status is TrialStatus.SUCCEEDED)
             self.wake()
 

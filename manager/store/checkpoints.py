@@ -1,4 +1,4 @@
-"""Tuner checkpoints: a tuner's saved state, and which trials it has already learned from.
+"""Tuner and assessor checkpoints: their saved state, and which trials they have already learned from.
 
 A checkpoint is saved in the same transaction as the trial it was taken after (``create_trial``),
 so after a crash the tuner's memory and the trial list agree; :meth:`CheckpointQueries.tuner_backlog`
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from manager.store.database import Database
 from manager.store.records import TrialRecord, TunerCheckpoint, maybe, now_ms, trial_record
-from manager.store.schema import TrialRow, TunerCheckpointRow
+from manager.store.schema import AssessorCheckpointRow, TrialRow, TunerCheckpointRow
 from manager.store.statements import INSERT_CHECKPOINT, MARK_IN_CHECKPOINT, UPDATE_CHECKPOINT
 from trials.status import TrialStatus
 
@@ -59,3 +59,18 @@ class CheckpointQueries(Database):
 
     def load_tuner_checkpoint(self, experiment_id: str) -> Any | None:
         return self._read(lambda s: maybe(s.get(TunerCheckpointRow, experiment_id), lambda row: row.state))
+
+    def save_assessor_checkpoint(self, experiment_id: str, state: Any) -> None:
+        """Keep the assessor's state (JSON: its own, and which trials' results and ends it heard)."""
+
+        def work(session: Session) -> None:
+            row = session.get(AssessorCheckpointRow, experiment_id)
+            if row is None:
+                session.add(AssessorCheckpointRow(experiment_id=experiment_id, time=now_ms(), state=state))
+            else:
+                row.time, row.state = now_ms(), state
+
+        self._write(work)
+
+    def load_assessor_checkpoint(self, experiment_id: str) -> Any | None:
+        return self._read(lambda s: maybe(s.get(AssessorCheckpointRow, experiment_id), lambda row: row.state))

@@ -86,6 +86,8 @@ class TrialRecord:
     end_in_checkpoint: bool = False
     #: When the loop committed its intent to start the trial's process (ms); None before.
     launch_requested: int | None = None
+    #: EARLY_STOPPED: the number of intermediate results at which the assessor stopped it.
+    stop_step: int | None = None
 
     def duration(self, now: int | None = None) -> float | None:
         """Seconds from start to end (to now while it runs); None before it starts."""
@@ -219,6 +221,7 @@ def trial_record(row: TrialRow) -> TrialRecord:
         result_in_checkpoint=bool(row.result_in_checkpoint),
         end_in_checkpoint=bool(row.end_in_checkpoint),
         launch_requested=row.launch_requested,
+        stop_step=row.stop_step,
     )
 
 

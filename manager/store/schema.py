@@ -88,6 +88,8 @@ class TrialRow(Base):
     #: When the loop committed its intent to start this trial's process (ms): set before anything
     #: starts, so that after a crash a WAITING trial with it may have a process to find.
     launch_requested: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: EARLY_STOPPED trials: how many intermediate results it had reported when the assessor stopped it.
+    stop_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 #: The ended trials by duration (trial_page, sort=duration); an index on an expression (SQLite >= 3.9).
@@ -129,6 +131,18 @@ class EventRow(Base):
     data: Mapped[Any] = mapped_column(JSON, nullable=True)
 
 
+class AssessorCheckpointRow(Base):
+    """The assessor's saved state, with which trials' results and ends it had heard (JSON)."""
+
+    __tablename__ = "assessor_checkpoints"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    time: Mapped[int] = mapped_column(Integer)
+    state: Mapped[Any] = mapped_column(JSON)
+
+
 class TunerCheckpointRow(Base):
     __tablename__ = "tuner_checkpoints"
 
@@ -142,7 +156,7 @@ class TunerCheckpointRow(Base):
 #: Indexes of earlier versions that newer ones replace (left in an old home, they only slow writes).
 RETIRED_INDEXES = ("ix_trials_experiment_status", "ix_trials_experiment_final_metric")
 #: Columns later versions added to a table, with their SQL type: a home made before gets them.
-ADDED_COLUMNS = {"trials": {"launch_requested": "INTEGER"}}
+ADDED_COLUMNS = {"trials": {"launch_requested": "INTEGER", "stop_step": "INTEGER"}}
 
 
 def create_schema(session: Session) -> None:

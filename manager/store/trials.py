@@ -183,10 +183,12 @@ class TrialQueries(Database):
         reason: str | None = None,
         end_time: int | None = None,
         return_slot: bool = False,
+        stop_step: int | None = None,
     ) -> TrialRecord:
         """Move a trial to a terminal status and log it; a trial already ended stays as it was.
 
-        ``return_slot`` gives the trial's place in maxTrialNumber back (same transaction).
+        ``return_slot`` gives the trial's place in maxTrialNumber back (same transaction);
+        ``stop_step``: an early-stopped trial's number of intermediate results.
         """
 
         def work(session: Session) -> TrialRecord:
@@ -203,6 +205,7 @@ class TrialQueries(Database):
                 "signal": signal,
                 "reason": reason,
                 "waiting_reason": None,
+                "stop_step": stop_step,
             }
             session.connection().execute(UPDATE_TRIAL, {"b_trial": trial_id, **changes})
             text = f"{old} -> {status.value}" + (f": {reason}" if reason else "")
@@ -213,6 +216,7 @@ class TrialQueries(Database):
                 "signal": signal,
                 "reason": reason,
                 "slotReturned": return_slot,
+                **({"stopStep": stop_step} if stop_step is not None else {}),
             }
             log_event(session, row.experiment_id, trial_id, EventKind.TRIAL_STATUS, text, data)
             return dataclasses.replace(
@@ -223,6 +227,7 @@ class TrialQueries(Database):
                 signal=signal,
                 reason=reason,
                 waiting_reason=None,
+                stop_step=stop_step,
             )
 
         return self._write(work)

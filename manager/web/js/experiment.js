@@ -90,7 +90,7 @@ export function experimentHeader(root, { onChanged }) {
     const timeShare = exp.maxExperimentDuration && elapsed !== null ? Math.min(1, elapsed / exp.maxExperimentDuration) : null;
     facts.replaceChildren(
       fact("id", h("span", { class: "mono" }, exp.id)),
-      fact("trials", `${exp.trialsStarted}${max ? ` / ${max}` : ""}`, progress !== null ? h("div", { class: "progress" }, h("div", { style: { width: `${progress * 100}%` } })) : null),
+      fact("trials", `${exp.trialsStarted}${max ? ` / ${max}` : ""}${counts.EARLY_STOPPED ? ` (${counts.EARLY_STOPPED} early-stopped)` : ""}`, progress !== null ? h("div", { class: "progress" }, h("div", { style: { width: `${progress * 100}%` } })) : null),
       fact("duration", `${fmtDuration(elapsed)}${exp.maxExperimentDuration ? ` / ${fmtDuration(exp.maxExperimentDuration)}` : ""}`, timeShare !== null ? h("div", { class: "progress" }, h("div", { style: { width: `${timeShare * 100}%` } })) : null),
       fact("best metric", exp.bestTrialId ? h("a", { href: `#/experiments/${exp.id}/trial/${exp.bestTrialId}`, id: "best-metric" }, fmtMetric(exp.bestMetric)) : "–"),
       fact("tuner", h("span", { class: "small" }, `${exp.tuner} (${exp.optimizeMode})`)),

@@ -126,6 +126,7 @@ export function trialDrawer(drawer, { experimentId, trialId, onClose, onChanged 
       ["exit code", data.exitCode === null ? "–" : String(data.exitCode)],
       ["signal", data.signal === null ? "–" : String(data.signal)],
       ["reason", data.reason || (data.waitingReason ? `waiting: ${data.waitingReason}` : "–")],
+      ...(data.stopStep != null ? [["stopped at", `intermediate result ${data.stopStep} (early-stopped)`]] : []),
       ["GPUs", data.gpus?.length ? data.gpus.join(", ") : "none"],
       ["folder", h("span", { class: "mono" }, data.trialDir)],
     ]);

@@ -244,7 +244,10 @@ export class TrialTable {
         case "id":
           return h("div", { class: "mono" }, trial.id);
         case "status":
-          return h("div", {}, badge(trial.status));
+          // an early stop shows the step it came at, and the assessor's reason on hover
+          return trial.status === "EARLY_STOPPED" && trial.stopStep != null
+            ? h("div", { title: trial.reason || "" }, badge(trial.status), h("span", { class: "muted small" }, ` @${trial.stopStep}`))
+            : h("div", {}, badge(trial.status));
         case "finalMetric":
           return h("div", { class: "num c-metric" }, fmtMetric(trial.finalMetric));
         case "duration":
