@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assessor_standin import install
 from conftest import SMALL_SPACE
 from test_loop_states import Lab
 
@@ -108,8 +107,7 @@ def script(spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialScript:
 def scenario(body: Callable[[Lab], Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """A test that runs ``body`` with a fresh lab whose trials follow :func:`script`."""
 
-    def test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        install(monkeypatch)
+    def test(tmp_path: Path) -> None:
 
         async def main() -> None:
             store = Store.open(tmp_path)
@@ -277,24 +275,19 @@ def base_config(**overrides: Any) -> dict[str, Any]:
     return {"trialCommand": "python train.py", "searchSpace": SMALL_SPACE, **overrides}
 
 
-def test_a_config_with_an_assessor_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    install(monkeypatch)
+def test_a_config_with_an_assessor_is_accepted(tmp_path: Path) -> None:
     config = parse_config(base_config(assessor=assessor(tmp_path, below=0.3)), tmp_path)
     assert config.assessor is not None and config.assessor.class_name == "Threshold"
     assert config.include_intermediate_results is False
 
 
-def test_nni_v1_assessor_keys_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    install(monkeypatch)
+def test_nni_v1_assessor_keys_are_accepted(tmp_path: Path) -> None:
     section = {"builtinAssessorName": "Medianstop", "classArgs": {"optimize_mode": "maximize"}}
     config = parse_config(base_config(assessor=section), tmp_path)
     assert config.assessor is not None and config.assessor.name == "Medianstop"
 
 
-def test_the_stored_config_keeps_the_assessor_and_include_intermediate_results(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install(monkeypatch)
+def test_the_stored_config_keeps_the_assessor_and_include_intermediate_results(tmp_path: Path) -> None:
     body = base_config(
         assessor=assessor(tmp_path), tuner={"name": "Random", "includeIntermediateResults": True}
     )
@@ -309,20 +302,14 @@ def refusal(tmp_path: Path, **overrides: Any) -> ConfigError:
     return caught.value
 
 
-def test_an_unknown_assessor_is_refused_naming_the_field(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install(monkeypatch)
+def test_an_unknown_assessor_is_refused_naming_the_field(tmp_path: Path) -> None:
     error = refusal(tmp_path, assessor={"name": "Medianstp"})
     assert error.field == "assessor.name"
     assert "unknown assessor 'Medianstp'" in str(error) and "Medianstop" in str(error)
 
 
-def test_bad_assessor_class_args_are_refused_naming_the_argument(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install(monkeypatch)
-    error = refusal(tmp_path, assessor=assessor(tmp_path, start_step=0))
+def test_bad_assessor_class_args_are_refused_naming_the_argument(tmp_path: Path) -> None:
+    error = refusal(tmp_path, assessor={"name": "Medianstop", "classArgs": {"start_step": -1}})
     assert error.field is not None and error.field.startswith("assessor")
     assert "start_step" in str(error)
 

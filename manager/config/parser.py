@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from manager.assessors.base import AssessorError
+from manager.assessors.registry import builtin_assessor_names, check_assessor_config
 from manager.config import nni_v1
 from manager.config.schema import (
     DEFAULT_TUNER,
@@ -289,9 +291,6 @@ class _Parser(ValueReader):
         """The assessor section (NNI's shape), checked by the assessor registry at once."""
         if entry is None:
             return None
-        from manager.assessors.base import AssessorError
-        from manager.assessors.registry import builtin_assessor_names, check_assessor_config
-
         section = self.mapping(entry.value, "assessor")
         self.check_keys(section, _ASSESSOR_KEYS, _ALGORITHM_V2, "assessor")
         renames, ignored = nni_v1.ASSESSOR_RENAMES, nni_v1.ASSESSOR_IGNORED

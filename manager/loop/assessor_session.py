@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from manager.assessors.base import Assessor, AssessResult
+from manager.assessors.registry import create_assessor
 from manager.config import TunerConfig
 from manager.store import StorageError, Store, TrialRecord
 from trials.metrics import PERIODICAL, metric_default
@@ -102,8 +103,6 @@ class AssessorSession:
         """
         if self.assessor is not None:
             return []
-        from manager.assessors.registry import create_assessor
-
         assessor = await self._call(create_assessor, self.config)
         saved = await asyncio.to_thread(self.store.load_assessor_checkpoint, self.experiment_id)
         trials = await asyncio.to_thread(self.store.all_trials, self.experiment_id)
