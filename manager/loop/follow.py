@@ -81,6 +81,12 @@ class TrialFollower:
                 on_intermediate=stored,
             )
 
+    async def finish(self) -> None:
+        """The last read after the process ended, and the last log trim: a trial that ended
+        within one poll interval (a flood of output on a loaded machine) is trimmed here."""
+        await self.ingest(final=True)
+        await self._trim_logs()
+
     async def _trim_logs(self) -> None:
         active = self.active
         for note in await asyncio.to_thread(self.service.trim_logs, self.spec):

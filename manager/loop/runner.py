@@ -471,7 +471,7 @@ class ExperimentRunner(EarlyStopping):
             exit_ = await self._await_exit(active)
             active.tail_stop.set()
             await tail
-            await follower.ingest(final=True)
+            await follower.finish()
             crash_point("trial.before_end_commit")
             await self._close_trial(active, active.judge(exit_), exit_)
         except Exception as exc:
