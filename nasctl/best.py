@@ -36,10 +36,9 @@ def report_best(
     client: Client, experiment: Mapping[str, Any], base_dir: Path, interrupted: bool, as_json: bool = False
 ) -> ForegroundResult:
     """Print the best architecture and write it to ``<experimentDir>/best_architecture.json``."""
-    from nasctl.output import done_count, elapsed, format_decision, format_duration, format_metric
+    from nasctl.output import format_decision, format_metric
 
     exp_id = experiment["id"]
-    counts = experiment.get("trialCounts") or {}
     best = client.best(exp_id, 1)
     trial = best[0] if best else None
     path: Path | None = None
@@ -62,20 +61,7 @@ def report_best(
             {"experiment": experiment, "bestTrial": trial, "architectureFile": str(path) if path else None}
         )
         return result
-    cancelled = sum(
-        counts.get(s, 0)
-        for s in (
-            TrialStatus.USER_CANCELED.value,
-            TrialStatus.SYS_CANCELED.value,
-            TrialStatus.EARLY_STOPPED.value,
-        )
-    )
-    click.echo(
-        f"experiment {exp_id} {experiment['status']}: {done_count(experiment)}/{experiment.get('maxTrialNumber')} "
-        f"trials done, {counts.get('SUCCEEDED', 0)} succeeded, {counts.get('FAILED', 0)} failed"
-        + (f", {cancelled} cancelled" if cancelled else "")
-        + f", in {format_duration(elapsed(experiment))}"
-    )
+    click.echo(summary_line(experiment))
     if trial is None:
         click.echo(f"no trial succeeded; see 'nasctl trial ls {exp_id}' and 'nasctl log stderr TRIAL'")
         return result
@@ -88,6 +74,25 @@ def report_best(
         click.echo(f"architecture: {_short_path(path)}")
         click.echo(f"retrain it:   {_retrain_hint(experiment, base_dir, path)}")
     return result
+
+
+def summary_line(experiment: Mapping[str, Any]) -> str:
+    """``experiment ID STATUS: 20/20 trials done, 2 succeeded, 0 failed, 18 early-stopped, in 27.3s``."""
+    from nasctl.output import done_count, elapsed, format_duration
+
+    counts = experiment.get("trialCounts") or {}
+    cancelled = sum(
+        counts.get(s, 0) for s in (TrialStatus.USER_CANCELED.value, TrialStatus.SYS_CANCELED.value)
+    )
+    stopped = counts.get(TrialStatus.EARLY_STOPPED.value, 0)
+    return (
+        f"experiment {experiment['id']} {experiment['status']}: {done_count(experiment)}/"
+        f"{experiment.get('maxTrialNumber')} trials done, {counts.get('SUCCEEDED', 0)} succeeded, "
+        f"{counts.get('FAILED', 0)} failed"
+        + (f", {cancelled} cancelled" if cancelled else "")
+        + (f", {stopped} early-stopped" if stopped else "")
+        + f", in {format_duration(elapsed(experiment))}"
+    )
 
 
 def _retrain_hint(experiment: Mapping[str, Any], base_dir: Path, arch: Path) -> str:

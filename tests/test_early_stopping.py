@@ -339,3 +339,18 @@ def test_nasctl_trial_ls_shows_the_step_an_early_stopped_trial_was_stopped_at() 
     ]
     rows = trial_table(trials).splitlines()
     assert "EARLY_STOPPED@3" in rows[1] and "SUCCEEDED" in rows[2]
+
+
+def test_the_foreground_summary_counts_early_stopped_trials_apart_from_cancelled_ones() -> None:
+    from nasctl.best import summary_line
+
+    experiment = {
+        "id": "abc",
+        "status": "DONE",
+        "maxTrialNumber": 20,
+        "trialCounts": {"SUCCEEDED": 2, "EARLY_STOPPED": 17, "USER_CANCELED": 1},
+        "startTime": 1_000,
+        "endTime": 28_300,
+    }
+    line = summary_line(experiment)
+    assert "2 succeeded, 0 failed, 1 cancelled, 17 early-stopped, in 27.3s" in line

@@ -64,6 +64,13 @@ class EarlyStopping:
         for verdict in verdicts:
             await self._early_stop(verdict)
 
+    async def _drain_sessions(self) -> None:
+        """Wait until the tuner and the assessor have handled everything queued (and saved their
+        checkpoints): a finished experiment's assessor has heard every trial end."""
+        await self.tuner.drain()
+        if self.assessor is not None:
+            await self.assessor.drain()
+
     def _release_threads(self, cancel: bool = False) -> None:
         """The tuner's and the assessor's threads (a finished experiment holds none)."""
         self.tuner.release_thread(cancel)

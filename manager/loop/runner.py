@@ -186,7 +186,7 @@ class ExperimentRunner(EarlyStopping):
                 end_time=None,
             )
             final = await self._loop()
-            await self.tuner.drain()
+            await self._drain_sessions()
             await self._finish(final)
         except Exception as exc:  # a bug in the loop, or a database that refuses writes
             if isinstance(exc, StorageError):
@@ -546,7 +546,7 @@ class ExperimentRunner(EarlyStopping):
     async def _cancel_all(self, status: TrialStatus, reason: str, return_slot: bool = False) -> None:
         end = TrialEnd(status, reason)
         await asyncio.gather(*(self._end_trial(t, end, return_slot) for t in list(self.trials.values())))
-        await self.tuner.drain()
+        await self._drain_sessions()
 
     # -- status ------------------------------------------------------------------------------
     async def _set_status(self, status: ExperimentStatus, message: str = "", **fields: Any) -> None:
