@@ -22,4 +22,8 @@ def test_shipped_config_is_valid(path: Path) -> None:
 def test_the_asha_config_stops_trials_with_asha_on_digits() -> None:
     config = load_config(CONFIGS[0].parent / "digits-asha.yaml")
     assert config.assessor is not None and config.assessor.name == "ASHA"
-    assert dict(config.assessor.class_args) == {"optimize_mode": "maximize", "grace_period": 1, "reduction_factor": 2}
+    assert dict(config.assessor.class_args) == {
+        "optimize_mode": "maximize",
+        "grace_period": 1,
+        "reduction_factor": 2,
+    }
