@@ -83,9 +83,9 @@ def check_tuner_config(config: TunerConfig, objectives: Objectives | None = None
     A custom tuner is checked as far as its files go: the folder, the class file or the module
     path; whether the class exists is known only when :func:`create_tuner` imports it.
     """
-    plugins.check_config(TUNERS, config)
-    if objectives is not None and config.name is not None:
+    if objectives is not None and config.name is not None:  # first: PPO's missing optimize_mode is moot
         check_multi_objective(load_tuner_class(config), config)
+    plugins.check_config(TUNERS, config)
 
 
 def load_tuner_class(config: TunerConfig) -> type:
