@@ -57,7 +57,8 @@ class Constraint:
         return max(0.0, excess)
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.bound:g}"
+        short = f"{self.bound:g}"
+        return f"{self.metric} {self.op} {short if float(short) == self.bound else repr(self.bound)}"
 
 
 @dataclass(frozen=True)
@@ -121,17 +122,23 @@ class Objectives:
         names = [o.metric for o in parsed]
         if len(set(names)) != len(names):
             raise ObjectiveError(f"objectives: a metric is named twice ({', '.join(names)})")
+        if constraints is not None and not isinstance(constraints, list):
+            raise ObjectiveError(f"constraints: must be a list of 'METRIC <= NUMBER', got {constraints!r}")
         return cls(tuple(parsed), tuple(parse_constraint(c, i) for i, c in enumerate(constraints or [])))
 
 
 def parse_constraint(text: Any, index: int = 0) -> Constraint:
     """``"latency_ms <= 20"`` (or ``>=``) as a :class:`Constraint`."""
     match = _CONSTRAINT.match(text) if isinstance(text, str) else None
-    if match is None:
+    try:
+        bound = float(match.group(3)) if match is not None else None
+    except ValueError:  # the pattern lets "1.2.3" or "e" through
+        bound = None
+    if match is None or bound is None:
         raise ObjectiveError(
             f"constraints[{index}]: must read 'METRIC <= NUMBER' or 'METRIC >= NUMBER', got {text!r}"
         )
-    return Constraint(match.group(1), match.group(2), float(match.group(3)))
+    return Constraint(match.group(1), match.group(2), bound)
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:

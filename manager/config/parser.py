@@ -34,6 +34,7 @@ from trials.errors import SearchSpaceError
 from trials.messages import did_you_mean
 from trials.metrics import OPTIMIZE_MODES
 from trials.numbers import is_whole
+from trials.objectives import ObjectiveError, Objectives
 from trials.searchspace import SearchSpace
 
 _LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
@@ -64,6 +65,8 @@ _V2_KEYS = (
     "tuner",
     "assessor",
     "trainingService",
+    "objectives",
+    "constraints",
 )
 #: Keys that nasctl accepts only as false (what true would ask for, it does not do).
 _FALSE_ONLY = ("useAnnotation", "multiPhase")
@@ -235,6 +238,7 @@ class _Parser(ValueReader):
             )
         cpus = 1.0 if trial_cpu_number is None else trial_cpu_number
         tuner, include_intermediate = self.tuner(get("tuner"))
+        objectives = self.objectives(get("objectives"), get("constraints"), tuner)
         return ExperimentConfig(
             experiment_name=experiment_name,
             search_space_file=search_space_file,
@@ -254,7 +258,27 @@ class _Parser(ValueReader):
             training_service=replace(
                 service_config, trial_cpu_number=cpus, trial_gpu_number=trial_gpu_number
             ),
+            objectives=objectives,
         )
+
+    def objectives(
+        self, entry: Entry | None, constraints: Entry | None, tuner: TunerConfig
+    ) -> Objectives | None:
+        """``objectives`` and ``constraints`` (several metrics); they replace ``optimize_mode``."""
+        if entry is None:
+            if constraints is not None:
+                raise self.fail(constraints.label, "needs objectives, the metrics the constraints go with")
+            return None
+        if "optimize_mode" in tuner.class_args:
+            raise self.fail(
+                "tuner.classArgs.optimize_mode",
+                "not used with objectives, which set each metric's mode; remove optimize_mode",
+            )
+        try:
+            return Objectives.from_config(entry.value, None if constraints is None else constraints.value)
+        except ObjectiveError as exc:
+            problem = str(exc)
+            raise ConfigError(f"{self.source}: {problem}", field=problem.split(":")[0]) from None
 
     def search_space_content(self, label: str, path: Path) -> None:
         try:

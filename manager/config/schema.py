@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trials.messages import one_line
+from trials.objectives import Objectives
 
 DEFAULT_TUNER = "Random"
 #: Counts (concurrency, trial budget, GPUs) above this fit no database integer column.
@@ -129,6 +130,9 @@ class ExperimentConfig:
     #: goes to the tuner as its final result.
     include_intermediate_results: bool = False
     training_service: TrainingServiceConfig = field(default_factory=TrainingServiceConfig)
+    #: Several metrics searched together (top-level ``objectives`` and ``constraints``); None: the
+    #: one metric of today, ordered by ``tuner.classArgs.optimize_mode``.
+    objectives: Objectives | None = None
 
     @property
     def optimize_mode(self) -> str:
@@ -156,6 +160,8 @@ class ExperimentConfig:
             },
             "assessor": None if self.assessor is None else self.assessor.to_json(),
             "trainingService": self.training_service.to_json(),
+            # absent for one objective, so a single-objective config stores exactly as before
+            **({} if self.objectives is None else self.objectives.to_json()),
         }
 
     @classmethod
@@ -171,6 +177,7 @@ class ExperimentConfig:
             cpus, gpus = obj.get("trialCpuNumber", 1.0), obj.get("trialGpuNumber", 0)
             tuner = obj.get("tuner") or {"name": DEFAULT_TUNER}
             assessor = obj.get("assessor")
+            objectives = obj.get("objectives")
             return cls(
                 experiment_name=obj.get("experimentName"),
                 search_space_file=_path(obj.get("searchSpaceFile")),
@@ -188,6 +195,9 @@ class ExperimentConfig:
                 assessor=None if assessor is None else TunerConfig.from_json(assessor),
                 include_intermediate_results=bool(tuner.get("includeIntermediateResults", False)),
                 training_service=replace(service, trial_cpu_number=cpus, trial_gpu_number=gpus),
+                objectives=None
+                if objectives is None
+                else Objectives.from_config(objectives, obj.get("constraints")),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: not a stored experiment config ({one_line(exc)})") from None

@@ -110,7 +110,7 @@ class ExperimentManager:
         service = await asyncio.to_thread(self.service_for, config)  # Ray's connects to its cluster
         try:
             space = load_search_space(config)
-            check_tuner_config(config.tuner)
+            check_tuner_config(config.tuner, config.objectives)
             if not service.assigns_gpus:
                 await self._check_gpus(config)
             # The tuner is built (in the thread that will run it) before anything is stored, so a

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from manager.clock import Clock
-from manager.loop.active_trial import ActiveTrial
+from manager.loop.active_trial import ActiveTrial, TrialEnd
 from manager.loop.ingest import ingest_metrics
 from manager.store import EventKind, StorageError, Store
 from manager.training.base import TrainingService, TrialSpec
 from trials.metrics import MetricReport
+from trials.status import TrialStatus
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,10 @@ log = logging.getLogger(__name__)
 class TrialFollower:
     """Reads one trial's metric channel every ``poll_seconds`` (clock seconds) until it ends.
 
-    ``on_final`` hears the trial's final result once; ``on_storage_failure`` hears a database that
-    refuses a write (the runner then ends the experiment, and this trial with it).
+    ``on_final`` hears the trial's final result once and may answer why the result cannot count
+    (with objectives, a metric it lacks): the trial then ends FAILED with that reason.
+    ``on_storage_failure`` hears a database that refuses a write (the runner then ends the
+    experiment, and this trial with it).
     """
 
     store: Store
@@ -33,7 +36,7 @@ class TrialFollower:
     poll_seconds: float
     active: ActiveTrial
     spec: TrialSpec
-    on_final: Callable[[ActiveTrial, MetricReport], None]
+    on_final: Callable[[ActiveTrial, MetricReport], str | None]
     on_storage_failure: Callable[[StorageError], None]
     #: Hears that intermediate results of the trial were stored (the assessor judges them).
     on_intermediate: Callable[[ActiveTrial], None] | None = None
@@ -64,7 +67,9 @@ class TrialFollower:
         def heard(report: MetricReport) -> None:
             active.has_final = True
             active.final_is_nan = math.isnan(report.default_value)
-            self.on_final(active, report)
+            problem = self.on_final(active, report)
+            if problem is not None:
+                active.request_end(TrialEnd(TrialStatus.FAILED, problem))
 
         def stored(count: int) -> None:
             if count and self.on_intermediate is not None:

@@ -219,7 +219,7 @@ class ExperimentRunner(EarlyStopping):
         try:
             if self.space is None:
                 self.space = await self._generate_space()
-            await self.tuner.prepare(self.config.tuner, self.space)
+            await self.tuner.prepare(self.config, self.space)
             await self._start_assessor()
         except StorageError:
             raise
@@ -462,7 +462,7 @@ class ExperimentRunner(EarlyStopping):
             self.settings.metric_poll_seconds,
             active,
             spec,
-            on_final=lambda trial, report: self.tuner.result(trial.record, report.default_value),
+            on_final=lambda trial, report: self.tuner.result(trial.record, report.value),
             on_intermediate=self._intermediate_stored,
             on_storage_failure=self._fail_storage,
         )

@@ -29,6 +29,7 @@ from manager.store import StorageError, Store, TrialRecord, TunerCheckpoint
 from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerBusy
 from manager.tuners.registry import create_tuner
 from trials.metrics import metric_default
+from trials.objectives import Objectives
 from trials.searchspace import SearchSpace
 from trials.status import TrialStatus
 
@@ -82,6 +83,8 @@ class TunerSession:
         # trials whose result / end was queued to the tuner since the last stored checkpoint
         self._unsaved_results: set[str] = set()
         self._unsaved_ends: set[str] = set()
+        #: The experiment's objectives (from :meth:`prepare`); None: one objective, floats.
+        self.objectives: Objectives | None = None if tuner is None else tuner.objectives
 
     # -- the thread -----------------------------------------------------------------------------
     @property
@@ -112,11 +115,12 @@ class TunerSession:
         self.tuner = None
         self.has_space = False
 
-    async def prepare(self, config: TunerConfig, space: SearchSpace) -> None:
+    async def prepare(self, config: ExperimentConfig, space: SearchSpace) -> None:
         """A tuner that knows ``space``: the one given at creation, or one rebuilt from the store."""
+        self.objectives = config.objectives
         self.state = TunerState.READY if self.state is not TunerState.EXHAUSTED else self.state
         if self.tuner is None:
-            await self._start(config, space)
+            await self._start(config.tuner, space)
         elif not self.has_space:
             await self.call(self.tuner.update_search_space, space)
             self.has_space = True
@@ -128,14 +132,14 @@ class TunerSession:
         (those that arrived between the last save and a crash), each exactly once; without one,
         it imports every stored result.
         """
-        tuner = await self.call(create_tuner, config)
+        tuner = await self.call(create_tuner, config, self.objectives)
         await self.call(tuner.update_search_space, space)
         checkpoint = await self.store.call(self.store.load_tuner_checkpoint, self.experiment_id)
         if checkpoint is not None:
             await self.call(tuner.load_checkpoint, checkpoint)
             for trial in await asyncio.to_thread(self.store.tuner_backlog, self.experiment_id):
-                if trial.final_metric_data is not None and not trial.result_in_checkpoint:
-                    value = metric_default(trial.final_metric_data)
+                value = self.tuner_value(trial.final_metric_data)
+                if value is not None and not trial.result_in_checkpoint:
                     await self.call(
                         tuner.receive_trial_result, trial.parameter_id, dict(trial.parameters), value
                     )
@@ -146,7 +150,8 @@ class TunerSession:
                     self._unsaved_ends.add(trial.id)
         else:
             results = await asyncio.to_thread(self.store.succeeded_results, self.experiment_id)
-            records = [{"parameter": dict(t.parameters), "value": metric_default(v)} for t, v in results]
+            values = [(t, self.tuner_value(v)) for t, v in results]
+            records = [{"parameter": dict(t.parameters), "value": v} for t, v in values if v is not None]
             if records:
                 await self.call(tuner.import_data, records)
         self.tuner = tuner
@@ -200,10 +205,32 @@ class TunerSession:
             return parameters, None, (exc, traceback.format_exc())
 
     # -- what the tuner hears -------------------------------------------------------------------
-    def result(self, trial: TrialRecord, value: float) -> None:
-        """A trial's final result (queued at once; checkpointed after, if the tuner learns from it)."""
-        if self.tuner is None:
-            return
+    def tuner_value(self, reported: Any) -> Any:
+        """What the tuner gets for a reported final result: its number, or with objectives the
+        whole metric dict; None when there is nothing it can take (none, or metrics missing)."""
+        if reported is None:
+            return None
+        if self.objectives is None:
+            return metric_default(reported)
+        if not isinstance(reported, dict) or self.objectives.missing(reported):
+            return None
+        return dict(reported)
+
+    def missing_metrics(self, reported: Any) -> str | None:
+        """Why a final result cannot count under the objectives (one line), or None when it can."""
+        if self.objectives is None or self.tuner_value(reported) is not None:
+            return None
+        missing = self.objectives.missing(reported if isinstance(reported, dict) else {})
+        return f"final result lacks the metrics of objectives/constraints: {', '.join(missing)}"
+
+    def result(self, trial: TrialRecord, reported: Any) -> str | None:
+        """A trial's final result as reported (a number or a dict), queued to the tuner at once and
+        checkpointed after if the tuner learns from it. Returns why the trial must fail instead:
+        with objectives, a result lacking one of their metrics (it never reaches the tuner)."""
+        problem = self.missing_metrics(reported)
+        value = self.tuner_value(reported)
+        if self.tuner is None or value is None:
+            return problem
         if self.state is TunerState.BUSY:
             self.state = TunerState.READY
         self._unsaved_results.add(trial.id)
@@ -216,6 +243,7 @@ class TunerSession:
             value,
             checkpoint=self.tuner.learns_from_results,
         )
+        return None
 
     def trial_end(self, trial: TrialRecord, success: bool) -> None:
         """A trial ended: a tuner that was busy or failed may be asked again."""
@@ -297,7 +325,7 @@ def build_tuner(config: ExperimentConfig, space: SearchSpace | None) -> Tuner:
 
     Run it in the thread the tuner will live in (:meth:`TunerSession.executor`).
     """
-    tuner = create_tuner(config.tuner)
+    tuner = create_tuner(config.tuner, config.objectives)
     if space is not None:
         tuner.update_search_space(space)
     return tuner

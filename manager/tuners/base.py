@@ -15,9 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from trials.metrics import OPTIMIZE_MODES
+from trials.objectives import Objectives
 from trials.searchspace import SearchSpace, architecture_to_json
 
 Parameters = dict[str, Any]
+#: What ``receive_trial_result`` gets: a float, or with objectives the trial's whole metric dict.
+Result = float | dict[str, Any]
 
 
 def check_optimize_mode(mode: Any) -> None:
@@ -51,6 +54,13 @@ class Tuner(abc.ABC):
       exhausted and :class:`TunerBusy` when it must wait for results first.
     - ``receive_trial_result`` gets the final metric (the ``default`` of a dict metric) as a float.
       Results arrive in any order and possibly after ``trial_end``.
+    - Several objectives (the config's ``objectives``): only a tuner whose class sets
+      :attr:`multi_objective` is accepted (the registry refuses the others). The daemon calls
+      :meth:`update_objectives` once, right after construction and before
+      ``update_search_space``; from then on ``receive_trial_result`` and ``import_data`` (and the
+      resume replay) give the trial's whole final metric dict, which holds every metric of
+      ``objectives.metrics`` (a trial lacking one is FAILED and its result never reaches the
+      tuner). Without objectives nothing changes: no call, and floats.
     - ``save_checkpoint`` / ``load_checkpoint`` carry JSON-able state across a daemon restart.
       The daemon saves one with every new trial and, unless :attr:`learns_from_results` is
       False, after every result (results the checkpoint missed are replayed on resume).
@@ -61,6 +71,10 @@ class Tuner(abc.ABC):
     #: False for a tuner whose state no result changes (random search, a grid): the daemon then
     #: skips the checkpoint after each result, a database write per trial.
     learns_from_results: bool = True
+    #: True for a tuner that searches several objectives (takes metric dicts as results).
+    multi_objective: bool = False
+    #: The experiment's objectives once :meth:`update_objectives` gave them; None: one objective.
+    objectives: Objectives | None = None
 
     @classmethod  # noqa: B027 - optional hook
     def validate_class_args(cls, **class_args: Any) -> None:
@@ -75,11 +89,15 @@ class Tuner(abc.ABC):
         """One architecture for trial ``parameter_id``, in the full JSON form."""
 
     @abc.abstractmethod
-    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: float) -> None:
+    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: Result) -> None:
         """The final metric of the trial that ran ``parameters``."""
 
     def trial_end(self, parameter_id: int, success: bool) -> None:  # noqa: B027 - optional hook
         """Optional: a trial ended; ``success`` is False for failures and cancellations."""
+
+    def update_objectives(self, objectives: Objectives) -> None:
+        """The experiment's objectives (only for a :attr:`multi_objective` tuner); kept here."""
+        self.objectives = objectives
 
     def import_data(self, records: list[dict[str, Any]]) -> None:  # noqa: B027 - optional hook
         """Optional: earlier results, ``{"parameter": {...}, "value": float}`` each (resume, import)."""
@@ -113,6 +131,13 @@ class NniStyleTuner(Tuner):
 
     def __init__(self, user_tuner: Any) -> None:
         self.user_tuner = user_tuner
+        self.multi_objective = bool(getattr(user_tuner, "multi_objective", False))
+
+    def update_objectives(self, objectives: Objectives) -> None:
+        self.objectives = objectives
+        method = self._method("update_objectives", 1)
+        if method is not None:
+            method(objectives)
 
     def update_search_space(self, space: SearchSpace) -> None:
         self.user_tuner.update_search_space(space.to_json())
@@ -125,7 +150,7 @@ class NniStyleTuner(Tuner):
                 raise NoMoreTrials(str(exc)) from exc
             raise
 
-    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: float) -> None:
+    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: Result) -> None:
         self.user_tuner.receive_trial_result(parameter_id, parameters, value)
 
     def trial_end(self, parameter_id: int, success: bool) -> None:
@@ -172,6 +197,11 @@ class CheckedTuner(Tuner):
         self.label = label
         self.space: SearchSpace | None = None
         self.learns_from_results = getattr(inner, "learns_from_results", True)
+        self.multi_objective = getattr(inner, "multi_objective", False)
+
+    def update_objectives(self, objectives: Objectives) -> None:
+        self.inner.update_objectives(objectives)
+        self.objectives = objectives
 
     def update_search_space(self, space: SearchSpace) -> None:
         self.inner.update_search_space(space)
@@ -187,7 +217,7 @@ class CheckedTuner(Tuner):
             raise TunerError(f"{exc} (parameter {parameter_id})") from None
         return architecture_to_json(decisions)
 
-    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: float) -> None:
+    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: Result) -> None:
         self.inner.receive_trial_result(parameter_id, parameters, value)
 
     def trial_end(self, parameter_id: int, success: bool) -> None:

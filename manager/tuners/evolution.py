@@ -22,6 +22,14 @@ A child already proposed is mutated again (a second key, then more); if every ne
 been tried, a random unseen architecture is proposed instead, and ``NoMoreTrials`` comes only
 when the space is exhausted. Failed trials, and results that are not finite, never join the
 population.
+
+With several objectives (:meth:`update_objectives`) a result is the trial's metric dict and the
+order is NSGA-II's (:mod:`manager.tuners.ranking`): each member's constrained non-dominated rank,
+then its crowding distance, computed over the population as it stands. The tournament's winner
+is the sample's best by (rank, -crowding); when the population overflows, the member that leaves
+is its worst by the same order (the oldest among equals), NSGA-II's steady-state replacement, so
+that a Pareto-optimal architecture is not lost only because it is old. Without objectives the
+single-objective code path runs unchanged.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from typing import Any
 from manager.tuners.base import Parameters, Tuner, TunerError, check_optimize_mode
 from manager.tuners.checkpoint import CheckpointFormat, rng_from_json, rng_to_json
 from manager.tuners.random import RandomTuner
+from manager.tuners.ranking import standings
 from trials.searchspace import (
     ChoiceSpec,
     HyperParameterSpec,
@@ -57,6 +66,8 @@ STEP_FRACTION = 0.1
 class RegularizedEvolutionTuner(Tuner):
     """Aging evolution with tournament selection; see the module docstring."""
 
+    multi_objective = True
+
     def __init__(
         self,
         optimize_mode: str = "maximize",
@@ -74,7 +85,8 @@ class RegularizedEvolutionTuner(Tuner):
         self._rng = random.Random(self.seed)
         self._random = RandomTuner(seed=self._rng.randrange(2**31))
         self._space: SearchSpace | None = None
-        self._population: deque[tuple[Parameters, float]] = deque()
+        #: (architecture, score): a float, or with objectives the metric dict of the result
+        self._population: deque[tuple[Parameters, Any]] = deque()
         self._proposed: set[str] = set()
 
     @classmethod
@@ -116,7 +128,7 @@ class RegularizedEvolutionTuner(Tuner):
         self._proposed.add(self._identity(child))
         return child
 
-    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: float) -> None:
+    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: Any) -> None:
         self._admit(parameters, value)
 
     def import_data(self, records: list[dict[str, Any]]) -> None:
@@ -145,7 +157,7 @@ class RegularizedEvolutionTuner(Tuner):
         with CHECKPOINT.reading():
             seed = int(state["seed"])
             rng = rng_from_json(state["rng"])
-            population = deque((dict(p), float(score)) for p, score in state["population"])
+            population = deque((dict(p), _stored_score(score)) for p, score in state["population"])
             proposed = {str(identity) for identity in state["proposed"]}
             fallback = RandomTuner()
             if self._space is not None:
@@ -156,6 +168,9 @@ class RegularizedEvolutionTuner(Tuner):
 
     # -- evolution -------------------------------------------------------------------------------
     def _admit(self, parameters: Any, value: Any) -> None:
+        if self.objectives is not None:
+            self._admit_result(parameters, value)
+            return
         score = _score(value, self.optimize_mode)
         canonical = self._canonical(parameters)
         if score is None or canonical is None:
@@ -165,8 +180,33 @@ class RegularizedEvolutionTuner(Tuner):
             self._population.popleft()
 
     def _tournament(self) -> Parameters:
+        if self.objectives is not None:
+            return self._pareto_tournament()
         members = [self._rng.choice(self._population) for _ in range(self.sample_size)]
         return max(members, key=lambda member: member[1])[0]
+
+    # -- several objectives (NSGA-II order) ---------------------------------------------------------
+    def _admit_result(self, parameters: Any, value: Any) -> None:
+        """A metric dict joins with the metrics the objectives name; the worst member leaves."""
+        assert self.objectives is not None
+        canonical = self._canonical(parameters)
+        if canonical is None or not isinstance(value, Mapping) or self.objectives.missing(value):
+            return
+        metrics = {name: float(value[name]) for name in self.objectives.metrics}
+        if not all(math.isfinite(number) for number in metrics.values()):
+            return
+        self._population.append((canonical, metrics))
+        while len(self._population) > self.population_size:
+            ranked = standings(self.objectives, [score for _, score in self._population])
+            worst = max(range(len(ranked)), key=lambda i: (ranked[i].key, -i))  # the oldest among equals
+            del self._population[worst]
+
+    def _pareto_tournament(self) -> Parameters:
+        """The sample's best by (constrained rank, -crowding) over the whole population."""
+        assert self.objectives is not None
+        ranked = standings(self.objectives, [score for _, score in self._population])
+        sample = [self._rng.randrange(len(self._population)) for _ in range(self.sample_size)]
+        return self._population[min(sample, key=lambda i: ranked[i].key)][0]
 
     def _mutate_unseen(self, parent: Parameters) -> Parameters | None:
         assert self._space is not None
@@ -291,6 +331,13 @@ def _perturb(choice: HyperParameterSpec, value: Any, rng: random.Random) -> Any:
         if moved != value:
             return moved
     return value  # a range too narrow to move in: the caller's other keys still change
+
+
+def _stored_score(score: Any) -> Any:
+    """A checkpoint's score: a float, or (several objectives) a dict of floats."""
+    if isinstance(score, dict):
+        return {str(name): float(number) for name, number in score.items()}
+    return float(score)
 
 
 def _score(value: Any, mode: str) -> float | None:

@@ -28,6 +28,7 @@ class GridSearchTuner(Tuner):
     """Deterministic enumeration of a finite space; ``optimize_mode`` is accepted and ignored."""
 
     learns_from_results = False  # results never change a grid
+    multi_objective = True  # it ignores results, so any number of objectives will do
 
     def __init__(self, optimize_mode: str = "maximize") -> None:
         self.validate_class_args(optimize_mode=optimize_mode)
@@ -60,7 +61,7 @@ class GridSearchTuner(Tuner):
         self._cursor = following
         return self._actions.decode(following)
 
-    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: float) -> None:
+    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: Any) -> None:
         """Results do not change a grid."""
 
     def import_data(self, records: list[dict[str, Any]]) -> None:

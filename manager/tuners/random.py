@@ -44,6 +44,7 @@ class RandomTuner(Tuner):
     """
 
     learns_from_results = False  # results never change what random search proposes
+    multi_objective = True  # it ignores results, so any number of objectives will do
 
     def __init__(self, seed: int | None = None, optimize_mode: str = "maximize") -> None:
         self.validate_class_args(seed=seed, optimize_mode=optimize_mode)
@@ -89,7 +90,7 @@ class RandomTuner(Tuner):
         self._mark_seen(number)
         return self._decode(number)
 
-    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: float) -> None:
+    def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: Any) -> None:
         self._remember(parameters)
 
     def import_data(self, records: list[dict[str, Any]]) -> None:

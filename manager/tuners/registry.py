@@ -12,13 +12,14 @@ with the assessors.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from manager import plugins
 from manager.tuners.base import CheckedTuner, NniStyleTuner, Tuner, TunerError, is_nni_style
 
 if TYPE_CHECKING:
     from manager.config.schema import TunerConfig
+    from trials.objectives import Objectives
 
 #: Built-in tuner name (NNI's spelling, plus aliases) -> ``"module:Class"``.
 BUILTIN_TUNERS: dict[str, str] = {
@@ -50,24 +51,40 @@ def builtin_names() -> tuple[str, ...]:
     return tuple(BUILTIN_TUNERS)
 
 
-def create_tuner(config: TunerConfig) -> Tuner:
+def create_tuner(config: TunerConfig, objectives: Objectives | None = None) -> Tuner:
     """Build the tuner ``config`` names with its ``class_args``; :class:`TunerError` says what is wrong.
 
     A custom tuner's module is imported here (its folder is on ``sys.path`` while it loads, so it may
-    import its neighbours), never in :func:`check_tuner_config`.
+    import its neighbours), never in :func:`check_tuner_config`. With ``objectives`` the tuner must
+    be a multi-objective one, and hears them (``update_objectives``) before anything else.
     """
+    if objectives is not None:
+        check_multi_objective(load_tuner_class(config), config)
     instance = plugins.construct(TUNERS, config)
     inner = instance if isinstance(instance, Tuner) else NniStyleTuner(instance)
-    return CheckedTuner(inner, plugins.label(config))
+    tuner = CheckedTuner(inner, plugins.label(config))
+    if objectives is not None:
+        tuner.update_objectives(objectives)
+    return tuner
 
 
-def check_tuner_config(config: TunerConfig) -> None:
+def check_multi_objective(cls: Any, config: TunerConfig) -> None:
+    """Refuse a tuner class that searches one objective only (the config has several)."""
+    if not getattr(cls, "multi_objective", False):
+        raise TunerError(
+            f"{plugins.label(config)} searches one objective; remove objectives or use Random or Evolution"
+        )
+
+
+def check_tuner_config(config: TunerConfig, objectives: Objectives | None = None) -> None:
     """Check ``config`` at create time without running a user's code.
 
     A built-in is checked fully (name, argument names, argument values when it validates them).
     A custom tuner is checked as far as its files go: the folder, the class file or the module
     path; whether the class exists is known only when :func:`create_tuner` imports it.
     """
+    if objectives is not None and config.name is not None:  # first: PPO's missing optimize_mode is moot
+        check_multi_objective(load_tuner_class(config), config)
     plugins.check_config(TUNERS, config)
 
 
