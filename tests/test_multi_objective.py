@@ -175,11 +175,11 @@ def test_evolution_with_objectives_prefers_feasible_parents_to_an_infeasible_dom
     assert parents and parents <= {"bbbb", "cccc", "dddd"}
 
 
-def test_evolution_with_objectives_removes_the_worst_member_when_full() -> None:
+def test_evolution_with_objectives_still_ages_out_the_oldest_member_when_full() -> None:
     population = [("aaaa", result(0.9, 10)), ("dddd", result(0.5, 30)), ("bbbb", result(0.8, 5))]
     tuner = evolution_with(population, population_size=2, sample_size=1)
     kept = ["".join(p[f"k{i}"]["_value"] for i in range(4)) for p, _ in tuner._population]
-    assert kept == ["aaaa", "bbbb"]  # "dddd" is dominated, though "aaaa" is older
+    assert kept == ["dddd", "bbbb"]  # "aaaa" leaves for its age, though it dominates "dddd"
 
 
 def test_evolution_with_objectives_skips_results_lacking_a_metric() -> None:

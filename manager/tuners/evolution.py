@@ -26,10 +26,11 @@ population.
 With several objectives (:meth:`update_objectives`) a result is the trial's metric dict and the
 order is NSGA-II's (:mod:`manager.tuners.ranking`): each member's constrained non-dominated rank,
 then its crowding distance, computed over the population as it stands. The tournament's winner
-is the sample's best by (rank, -crowding); when the population overflows, the member that leaves
-is its worst by the same order (the oldest among equals), NSGA-II's steady-state replacement, so
-that a Pareto-optimal architecture is not lost only because it is old. Without objectives the
-single-objective code path runs unchanged.
+is the sample's best by (rank, -crowding). The population still ages: when it overflows, the
+oldest member leaves whatever its rank, as with one objective (the regularization of Real et
+al.; the daemon's Pareto front keeps every trial, so an old Pareto-optimal architecture is not
+lost, it only stops being a parent). Without objectives the single-objective code path runs
+unchanged.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ class RegularizedEvolutionTuner(Tuner):
 
     # -- several objectives (NSGA-II order) ---------------------------------------------------------
     def _admit_result(self, parameters: Any, value: Any) -> None:
-        """A metric dict joins with the metrics the objectives name; the worst member leaves."""
+        """A metric dict joins with the metrics the objectives name; the oldest member leaves."""
         assert self.objectives is not None
         canonical = self._canonical(parameters)
         if canonical is None or not isinstance(value, Mapping) or self.objectives.missing(value):
@@ -197,9 +198,7 @@ class RegularizedEvolutionTuner(Tuner):
             return
         self._population.append((canonical, metrics))
         while len(self._population) > self.population_size:
-            ranked = standings(self.objectives, [score for _, score in self._population])
-            worst = max(range(len(ranked)), key=lambda i: (ranked[i].key, -i))  # the oldest among equals
-            del self._population[worst]
+            self._population.popleft()
 
     def _pareto_tournament(self) -> Parameters:
         """The sample's best by (constrained rank, -crowding) over the whole population."""
