@@ -277,3 +277,33 @@ def _on_sys_path(folder: Path | None) -> Iterator[None]:
         sys.path.remove(entry)
         if entry not in sys.path:
             sys.path.append(entry)
+
+
+# -- a user's NNI-style object -------------------------------------------------------------------
+
+
+def optional_method(user: Any, name: str, arity: int) -> Callable[..., Any] | None:
+    """The user object's method ``name`` if it takes ``arity`` positional arguments, else None
+    (NNI's own optional methods may take other arguments: its checkpoint ones take none of ours)."""
+    method = getattr(user, name, None)
+    if not callable(method):
+        return None
+    try:
+        inspect.signature(method).bind(*([None] * arity))
+    except (TypeError, ValueError):
+        return None
+    return method
+
+
+def user_checkpoint(user: Any) -> dict[str, Any] | None:
+    """``user.save_checkpoint()`` when it has our form and returns a dict; None otherwise."""
+    method = optional_method(user, "save_checkpoint", 0)
+    state = method() if method is not None else None
+    return state if isinstance(state, dict) else None
+
+
+def restore_user_checkpoint(user: Any, state: dict[str, Any]) -> None:
+    """``user.load_checkpoint(state)`` when it has our form."""
+    method = optional_method(user, "load_checkpoint", 1)
+    if method is not None:
+        method(state)

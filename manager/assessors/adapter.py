@@ -9,11 +9,11 @@ verdict into our :class:`AssessResult` and anything else into one :class:`Assess
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from manager.assessors.base import Assessor, AssessorError, AssessResult
+from manager.plugins import optional_method, restore_user_checkpoint, user_checkpoint
 
 NNI_METHODS = ("assess_trial", "trial_end")
 
@@ -61,24 +61,13 @@ class NniStyleAssessor(Assessor):
         return str(method(trial_id)) if method is not None else type(self.user_assessor).__name__
 
     def save_checkpoint(self) -> dict[str, Any] | None:
-        method = self._method("save_checkpoint", 0)
-        state = method() if method is not None else None
-        return state if isinstance(state, dict) else None
+        return user_checkpoint(self.user_assessor)
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
-        method = self._method("load_checkpoint", 1)
-        if method is not None:
-            method(state)
+        restore_user_checkpoint(self.user_assessor, state)
 
     def _method(self, name: str, arity: int) -> Callable[..., Any] | None:
-        method = getattr(self.user_assessor, name, None)
-        if not callable(method):
-            return None
-        try:
-            inspect.signature(method).bind(*([None] * arity))
-        except (TypeError, ValueError):
-            return None
-        return method
+        return optional_method(self.user_assessor, name, arity)
 
 
 class CheckedAssessor(Assessor):

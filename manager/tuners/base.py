@@ -10,10 +10,10 @@ becomes one clear :class:`TunerError` instead of a broken trial.
 from __future__ import annotations
 
 import abc
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from manager.plugins import optional_method, restore_user_checkpoint, user_checkpoint
 from trials.metrics import OPTIMIZE_MODES
 from trials.objectives import Objectives
 from trials.searchspace import SearchSpace, architecture_to_json
@@ -164,25 +164,13 @@ class NniStyleTuner(Tuner):
             method(records)
 
     def save_checkpoint(self) -> dict[str, Any] | None:
-        method = self._method("save_checkpoint", 0)
-        state = method() if method is not None else None
-        return state if isinstance(state, dict) else None
+        return user_checkpoint(self.user_tuner)
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
-        method = self._method("load_checkpoint", 1)
-        if method is not None:
-            method(state)
+        restore_user_checkpoint(self.user_tuner, state)
 
     def _method(self, name: str, arity: int) -> Callable[..., Any] | None:
-        """The user's method if it takes ``arity`` positional arguments (NNI's checkpoint ones take none)."""
-        method = getattr(self.user_tuner, name, None)
-        if not callable(method):
-            return None
-        try:
-            inspect.signature(method).bind(*([None] * arity))
-        except (TypeError, ValueError):
-            return None
-        return method
+        return optional_method(self.user_tuner, name, arity)
 
 
 class CheckedTuner(Tuner):
