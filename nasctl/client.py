@@ -360,6 +360,10 @@ class Client:
         """The ``k`` best succeeded trials, by ``finalMetric`` in the experiment's optimize mode."""
         return self._json("GET", f"{self._exp(experiment_id)}/best", params={"k": k})
 
+    def pareto(self, experiment_id: str) -> dict[str, Any]:
+        """The Pareto front of a multi-objective experiment (a 409 ``ApiError`` for one objective)."""
+        return self._json("GET", f"{self._exp(experiment_id)}/pareto")
+
     def export(self, experiment_id: str, format: str = "json") -> Any:
         """Every trial: a list of dicts for ``json``, the CSV text for ``csv``."""
         if format not in EXPORT_FORMATS:

@@ -108,6 +108,23 @@ def trial_table(
     return format_table(headers, rows)
 
 
+def pareto_table(pareto: Mapping[str, Any]) -> str:
+    """The front: ``TRIAL <one column per objective> <one per choice key> DURATION``."""
+    front = pareto.get("front") or []
+    metrics = [str(o["metric"]) for o in pareto.get("objectives") or []]
+    keys = choice_keys(front)
+    headers = ["TRIAL", *(m.upper() for m in metrics), *keys, "DURATION"]
+    rows = []
+    for trial in front:
+        params = trial.get("parameters") or {}
+        values = trial.get("values") or {}
+        row = [str(trial.get("id", "?")), *(format_metric(values.get(m)) for m in metrics)]
+        row.extend(format_decision(params[key]) if key in params else "-" for key in keys)
+        row.append(format_duration(trial.get("duration")))
+        rows.append(row)
+    return format_table(headers, rows)
+
+
 def trial_status_text(trial: Mapping[str, Any]) -> str:
     """The status, with the step an early-stopped trial was stopped at: ``EARLY_STOPPED@3``."""
     status = str(trial.get("status", "?"))

@@ -76,6 +76,7 @@ ROUTES = [
     ("GET", "/experiments/x/metrics"),
     ("GET", "/experiments/x/best"),
     ("GET", "/experiments/x/export"),
+    ("GET", "/experiments/x/pareto"),
 ]
 
 
@@ -490,4 +491,4 @@ def test_the_openapi_document_lists_every_route(served: RunningDaemon) -> None:
     root = served.base_url.removesuffix("/api/v1")
     paths = httpx.get(f"{root}/openapi.json", trust_env=False).json()["paths"]
     assert "/api/v1/experiments/{experiment_id}/trials/{trial_id}/log/{stream}" in paths
-    assert len(paths) == 15  # docs/rest.md: 12 REST routes and 3 dashboard views
+    assert len(paths) == 16  # docs/rest.md: 12 REST routes and 4 dashboard views (with the Pareto front)

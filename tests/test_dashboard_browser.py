@@ -23,6 +23,7 @@ from conftest import (
     wait_until,
 )
 from dashboard_data import make_experiment, write_search_log
+from pareto_data import make_experiment as make_pareto_experiment
 
 from manager.http.viewnas import ViewNasServer
 
@@ -326,3 +327,73 @@ def staged_search_log(folder: Path) -> None:
         progress=False,
         seed=0,
     ).fit()
+
+
+# -- Pareto front ----------------------------------------------------------------------------------
+
+PARETO_RESULTS = [
+    ("SUCCEEDED", {"accuracy": 0.9, "latency_ms": 20.0, "params": 5.0}),
+    ("SUCCEEDED", {"accuracy": 0.8, "latency_ms": 5.0, "params": 9.0}),
+    ("SUCCEEDED", {"accuracy": 0.7, "latency_ms": 25.0, "params": 9.5}),  # dominated
+    ("SUCCEEDED", {"accuracy": 0.99, "latency_ms": 90.0, "params": 1.0}),  # latency_ms > 50
+]
+
+
+@pytest.fixture
+def multi_objective(tmp_path: Path) -> Iterator[tuple[RunningDaemon, str, list[str]]]:
+    home = tmp_path / "pareto"
+    objectives = [
+        {"metric": "accuracy", "mode": "maximize"},
+        {"metric": "latency_ms", "mode": "minimize"},
+        {"metric": "params", "mode": "minimize"},
+    ]
+    experiment_id, ids = make_pareto_experiment(home, PARETO_RESULTS, objectives, ["latency_ms <= 50"])
+    running = start_daemon(home, kill_grace=2.0)
+    yield running, experiment_id, ids
+    running.client.close()
+    running.daemon.shutdown()
+
+
+def test_a_multi_objective_experiment_shows_its_front_dominated_and_infeasible_trials(
+    session: Session, multi_objective: tuple[RunningDaemon, str, list[str]]
+) -> None:
+    running, experiment_id, _ = multi_objective
+    page = open_experiment(session, running, experiment_id)
+    chart = page.locator("#pareto-chart")
+    expect(chart).to_have_attribute("data-points", "4")
+    expect(chart).to_have_attribute("data-front", "2")
+    expect(chart).to_have_attribute("data-infeasible", "1")
+    expect(page.locator("#pareto-note")).to_contain_text("2 on the front, 1 dominated, 1 infeasible")
+    page.locator("#pareto-card").screenshot(path=ARTIFACTS / "dashboard-pareto.png")
+
+
+def test_the_pareto_choosers_pick_the_two_objectives_drawn(
+    session: Session, multi_objective: tuple[RunningDaemon, str, list[str]]
+) -> None:
+    running, experiment_id, _ = multi_objective
+    page = open_experiment(session, running, experiment_id)
+    chart = page.locator("#pareto-chart")
+    expect(chart).to_have_attribute("data-y", "latency_ms")
+    page.locator("#pareto-y").select_option("params")
+    expect(chart).to_have_attribute("data-y", "params")
+    expect(chart).to_have_attribute("data-points", "4")
+
+
+def test_clicking_a_pareto_point_opens_its_trial(
+    session: Session, multi_objective: tuple[RunningDaemon, str, list[str]]
+) -> None:
+    running, experiment_id, ids = multi_objective
+    page = open_experiment(session, running, experiment_id)
+    expect(page.locator("#pareto-chart")).to_have_attribute("data-points", "4")
+    point = page.locator("#pareto-chart").evaluate(f"el => el.pointOf({json.dumps(ids[1])})")
+    page.mouse.click(point["x"], point["y"])
+    expect(page.locator(f'#drawer[data-trial-id="{ids[1]}"]')).to_be_visible()
+
+
+def test_a_single_objective_experiment_has_no_pareto_card(
+    session: Session, served: RunningDaemon, finished: dict
+) -> None:
+    page = open_experiment(session, served, finished["id"])
+    expect(page.locator("#final-chart")).to_have_attribute("data-points", "6")
+    expect(page.locator("#pareto-card")).to_be_hidden()
+    assert not [u for u in session.requests if u.endswith("/pareto")]

@@ -1,4 +1,8 @@
-"""``GET /experiments/{id}/export``: every trial of an experiment as JSON rows or as CSV."""
+"""``GET /experiments/{id}/export``: every trial of an experiment as JSON rows or as CSV.
+
+For a multi-objective experiment each row also says whether the trial is on the Pareto front
+(``pareto``) and its rank (``paretoRank``: 1 on the front, None for a trial that is not ranked:
+not succeeded, or a result without every metric); single-objective rows are unchanged."""
 
 from __future__ import annotations
 
@@ -10,11 +14,12 @@ from typing import Any
 from manager.http.responses import finite
 from manager.http.shapes import final_metric
 from manager.store import TrialRecord, now_ms
+from manager.views.pareto import ParetoResult
 
 
-def export_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
+def export_rows(trials: list[TrialRecord], front: ParetoResult | None = None) -> list[dict[str, Any]]:
     now = now_ms()
-    return [
+    rows = [
         {
             "id": t.id,
             "sequenceId": t.sequence_id,
@@ -28,24 +33,34 @@ def export_rows(trials: list[TrialRecord]) -> list[dict[str, Any]]:
         }
         for t in trials
     ]
+    if front is not None:
+        ranks = front.ranks()
+        for row in rows:
+            rank = ranks.get(row["id"])
+            row.update(pareto=rank == 1, paretoRank=rank)
+    return rows
 
 
-def export_csv(trials: list[TrialRecord]) -> str:
+def export_csv(trials: list[TrialRecord], front: ParetoResult | None = None) -> str:
     """One row per trial: fixed columns, then one column per search-space key (the chosen names)."""
     keys: list[str] = []
     for trial in trials:
         keys.extend(k for k in trial.parameters if k not in keys)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["id", "sequenceId", "status", "finalMetric", "startTime", "endTime", "duration", *keys])
-    for row, trial in zip(export_rows(trials), trials, strict=True):
+    ranked = ["pareto", "paretoRank"] if front is not None else []
+    fixed = ["id", "sequenceId", "status", "finalMetric", *ranked, "startTime", "endTime", "duration"]
+    writer.writerow([*fixed, *keys])
+    for row, trial in zip(export_rows(trials, front), trials, strict=True):
         metric = row["finalMetric"]
+        marks = [str(row["pareto"]).lower(), row["paretoRank"] or ""] if front is not None else []
         writer.writerow(
             [
                 row["id"],
                 row["sequenceId"],
                 row["status"],
                 "" if metric is None else finite(metric),
+                *marks,
                 row["startTime"] or "",
                 row["endTime"] or "",
                 "" if row["duration"] is None else f"{row['duration']:.3f}",

@@ -49,8 +49,16 @@ def describe_experiment(store: Store, record: ExperimentRecord) -> dict[str, Any
 
 
 def final_metric(trial: TrialRecord) -> float | None:
-    """The trial's final result as one number (its ``default`` key when it reported a dict)."""
-    return None if trial.final_metric_data is None else metric_default(trial.final_metric_data)
+    """The trial's final result as one number (its ``default`` key when it reported a dict).
+
+    A multi-objective result may be a dict of its metrics with no ``default``: it has no one
+    number, so the stored column (None unless the store chose one) stands for it."""
+    data = trial.final_metric_data
+    if data is None:
+        return None
+    if isinstance(data, Mapping) and "default" not in data:
+        return trial.final_metric
+    return metric_default(data)
 
 
 def trial_json(trial: TrialRecord, now: int | None = None) -> dict[str, Any]:

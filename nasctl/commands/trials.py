@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from nasctl.app import (
@@ -30,21 +32,37 @@ def trial() -> None:
     type=click.Choice([status.value for status in TrialStatus], case_sensitive=False),
     help="Only trials with this status.",
 )
+@click.option(
+    "--pareto",
+    is_flag=True,
+    help="Only the Pareto front of a multi-objective experiment, one column per objective.",
+)
 @json_option
 @pass_app
 def trial_ls(
-    app: App, experiment_id: str | None, top: int | None, status_filter: str | None, as_json: bool
+    app: App,
+    experiment_id: str | None,
+    top: int | None,
+    status_filter: str | None,
+    pareto: bool,
+    as_json: bool,
 ) -> None:
     """List the trials of an experiment.
 
     One row per trial: TRIAL STATUS METRIC, one column per choice, DURATION. --top N shows the
-    N best succeeded trials by final metric.
+    N best succeeded trials by final metric. --pareto shows the trials no other trial beats on
+    every objective (the constraints met first), with one column per objective.
     """
     from nasctl.output import trial_table
 
+    if pareto and (top or status_filter):
+        raise CliError("trial ls: --pareto lists the front whole; it does not combine with --top or --status")
     client = app.client()
     experiment = resolve_experiment(client, experiment_id)
     exp_id = experiment["id"]
+    if pareto:
+        _pareto_ls(client.pareto(exp_id), exp_id, as_json)
+        return
     status_filter = status_filter.upper() if status_filter else None
     if top and not status_filter:
         trials = client.best(exp_id, top)
@@ -65,6 +83,20 @@ def trial_ls(
             + (f" with status {status_filter}" if status_filter else "")
             + " yet"
         )
+
+
+def _pareto_ls(front: dict[str, Any], exp_id: str, as_json: bool) -> None:
+    from nasctl.output import pareto_table
+
+    if as_json:
+        echo_json(front["front"])
+    elif front["front"]:
+        click.echo(pareto_table(front))
+        click.echo(
+            f"{len(front['front'])} on the front, {front['dominated']} dominated, {front['infeasible']} infeasible"
+        )
+    else:
+        click.echo(f"experiment {exp_id} has no succeeded trial with every objective's metric yet")
 
 
 @trial.command(name="kill")

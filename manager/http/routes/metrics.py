@@ -15,6 +15,7 @@ from manager.http.responses import SafeJSONResponse
 from manager.http.shapes import metric_json, trial_json
 from manager.http.state import SECURED, State
 from manager.store import now_ms
+from manager.views.pareto import experiment_objectives, pareto
 
 router = APIRouter(dependencies=SECURED)
 
@@ -50,9 +51,11 @@ def best(experiment_id: str, request: Request, state: State) -> Response:
 
 @router.get("/experiments/{experiment_id}/export", response_model=None, openapi_extra=documented(FORMAT))
 def export(experiment_id: str, request: Request, state: State) -> Any:
-    experiment_or_404(state.store, experiment_id)
+    record = experiment_or_404(state.store, experiment_id)
     kind = FORMAT.read(request)
     trials = state.store.all_trials(experiment_id)
+    objectives = experiment_objectives(record.config)
+    front = pareto(objectives, trials) if objectives is not None else None
     if kind == "csv":
-        return PlainTextResponse(export_csv(trials), media_type="text/csv")
-    return SafeJSONResponse(export_rows(trials))
+        return PlainTextResponse(export_csv(trials, front), media_type="text/csv")
+    return SafeJSONResponse(export_rows(trials, front))

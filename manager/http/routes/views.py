@@ -1,5 +1,6 @@
 """The JSON the dashboard's charts need beyond the REST API (docs/rest.md, "Dashboard views"):
-final metrics since a cursor, per-choice statistics, and the NAS view of an experiment."""
+final metrics since a cursor, per-choice statistics, the NAS view and the Pareto front of an
+experiment."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from manager.http.openapi import documented
+from manager.http.pareto import objectives_or_409, pareto_json
 from manager.http.queries import IntQuery, experiment_or_404
 from manager.http.responses import SafeJSONResponse
 from manager.http.state import SECURED, ApiState, State
 from manager.store import ExperimentRecord
 from manager.views import archstats
+from manager.views.pareto import pareto
 from manager.views.searchlog import DEFAULT_POINTS, MAX_POINTS
 
 router = APIRouter(dependencies=SECURED)
@@ -63,3 +66,22 @@ def nas_view(experiment_id: str, request: Request, state: State) -> Response:
     record = experiment_or_404(state.store, experiment_id)
     points = POINTS.read(request)
     return cached_view(state, record, ("nas", points), lambda t: archstats.nas_view(t, record, points))
+
+
+@router.get(
+    "/experiments/{experiment_id}/pareto",
+    response_model=None,
+    responses={
+        404: {"description": "unknown experiment"},
+        409: {"description": "a single-objective experiment (no 'objectives' in its config): no front"},
+    },
+)
+def pareto_front(experiment_id: str, state: State) -> Response:
+    record = experiment_or_404(state.store, experiment_id)
+    objectives = objectives_or_409(record)
+    return cached_view(
+        state,
+        record,
+        ("pareto",),
+        lambda _t: pareto_json(pareto(objectives, state.store.all_trials(record.id))),
+    )

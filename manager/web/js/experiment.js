@@ -5,6 +5,7 @@
 
 import { api, query } from "./api.js";
 import { finalMetricChart, linesChart } from "./charts.js";
+import { isMultiObjective, paretoCard } from "./pareto.js";
 import { TrialTable } from "./trialtable.js";
 import { badge, experimentDuration, fmtDuration, fmtMetric, fmtTime, h, num } from "./util.js";
 
@@ -130,6 +131,9 @@ export function overviewView(root, { experimentId, openTrial }) {
   const curvesEl = h("div", { class: "chart", id: "curves-chart" });
   const curvesNote = h("div", { class: "legend-note" });
   const tableEl = h("div", { id: "trial-table" });
+  const paretoEl = h("div", { class: "card", id: "pareto-card", hidden: true, style: { marginTop: "16px" } });
+  let pareto = null;
+  let paretoSeen = "";
   root.replaceChildren(
     h(
       "div",
@@ -137,6 +141,7 @@ export function overviewView(root, { experimentId, openTrial }) {
       h("div", { class: "card" }, h("h2", {}, "Final metric of every trial ", h("span", { class: "muted" }, "and the best so far; click a point for its trial")), finalsEl),
       h("div", { class: "card" }, h("h2", {}, "Intermediate results"), curvesEl, curvesNote),
     ),
+    paretoEl,
     h("div", { class: "card", style: { marginTop: "16px" } }, h("h2", {}, "Trials"), tableEl),
   );
   const finals = finalMetricChart(finalsEl, { height: 250 });
@@ -195,6 +200,19 @@ export function overviewView(root, { experimentId, openTrial }) {
     });
   }
 
+  /** The Pareto card of a multi-objective experiment, re-read when its trial counts change. */
+  async function refreshPareto() {
+    if (!isMultiObjective(exp)) return;
+    if (!pareto) {
+      paretoEl.hidden = false;
+      pareto = paretoCard(paretoEl, { experimentId, openTrial });
+    }
+    const seen = JSON.stringify(exp.trialCounts);
+    if (seen === paretoSeen) return;
+    await pareto.refresh();
+    paretoSeen = seen;
+  }
+
   /** `experiment`: the experiment, or a promise of it (the first paint does not wait for it). */
   async function tick(experiment) {
     // the chart and the table first (what a person looks at), the curves of 5 trials after
@@ -205,7 +223,7 @@ export function overviewView(root, { experimentId, openTrial }) {
         document.body.dataset.painted = String(performance.now());
       });
     }
-    await refreshCurves();
+    await Promise.all([refreshCurves(), destroyed ? null : refreshPareto()]);
   }
 
   return {
@@ -217,6 +235,7 @@ export function overviewView(root, { experimentId, openTrial }) {
       destroyed = true;
       finals.destroy();
       curveChart.destroy();
+      pareto?.destroy();
     },
   };
 }
