@@ -19,5 +19,16 @@ __all__ = [
     "apply_fixed_architecture",
     "dump_search_space",
     "get_and_apply_next_architecture",
+    "model_costs",
     "parse_model",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``model_costs`` loads the one-shot cost tools only when a script asks for it."""
+    if name == "model_costs":
+        from trials.nas.costs import model_costs
+
+        return model_costs
+    raise AttributeError(f"module 'trials.nas' has no attribute {name!r}")
+
