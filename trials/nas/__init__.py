@@ -31,4 +31,3 @@ def __getattr__(name: str) -> object:
 
         return model_costs
     raise AttributeError(f"module 'trials.nas' has no attribute {name!r}")
-
