@@ -114,15 +114,22 @@ def pareto_table(pareto: Mapping[str, Any]) -> str:
     metrics = [str(o["metric"]) for o in pareto.get("objectives") or []]
     keys = choice_keys(front)
     headers = ["TRIAL", *(m.upper() for m in metrics), *keys, "DURATION"]
+    counts = {m for m in metrics if all(_is_count((t.get("values") or {}).get(m)) for t in front)}
     rows = []
     for trial in front:
         params = trial.get("parameters") or {}
         values = trial.get("values") or {}
-        row = [str(trial.get("id", "?")), *(format_metric(values.get(m)) for m in metrics)]
+        row = [str(trial.get("id", "?"))]
+        row.extend(f"{values[m]:.0f}" if m in counts else format_metric(values.get(m)) for m in metrics)
         row.extend(format_decision(params[key]) if key in params else "-" for key in keys)
         row.append(format_duration(trial.get("duration")))
         rows.append(row)
     return format_table(headers, rows)
+
+
+def _is_count(value: Any) -> bool:
+    """A whole number (parameters, FLOPs), shown without decimals; 0 and 1 may be accuracies."""
+    return isinstance(value, (int, float)) and math.isfinite(value) and value == int(value) and abs(value) > 1
 
 
 def trial_status_text(trial: Mapping[str, Any]) -> str:

@@ -204,3 +204,16 @@ def test_trial_ls_pareto_of_a_single_objective_experiment_fails_saying_so(
 def test_trial_ls_pareto_does_not_combine_with_top(home: Path, running: RunningDaemon) -> None:
     proc = nasctl(home, "trial", "ls", "--pareto", "--top", "3")
     assert proc.returncode != 0 and "--pareto" in proc.stderr
+
+
+def test_pareto_table_shows_counts_without_decimals_and_accuracies_with_four() -> None:
+    from nasctl.output import pareto_table
+
+    front = [
+        {"id": "a", "values": {"accuracy": 0.9, "params": 1546.0}, "parameters": {}, "duration": 1.0},
+        {"id": "b", "values": {"accuracy": 1.0, "params": 3882.0}, "parameters": {}, "duration": 1.0},
+    ]
+    objectives = [{"metric": "accuracy", "mode": "maximize"}, {"metric": "params", "mode": "minimize"}]
+    table = pareto_table({"objectives": objectives, "front": front})
+    rows = [line.split() for line in table.splitlines()[1:]]
+    assert [row[1:3] for row in rows] == [["0.9000", "1546"], ["1.0000", "3882"]]

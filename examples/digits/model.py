@@ -26,7 +26,7 @@ from data import accuracy, load_splits, train_epoch
 from torch import nn
 
 import trials
-from trials.nas import InputChoice, LayerChoice, get_and_apply_next_architecture
+from trials.nas import InputChoice, LayerChoice, get_and_apply_next_architecture, model_costs
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int, dilation: int = 1, groups: int = 1) -> nn.Module:
@@ -122,6 +122,11 @@ def main() -> None:
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available"
     )
+    parser.add_argument(
+        "--report-costs",
+        action="store_true",
+        help="report accuracy with params and flops (for an experiment with several objectives)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # trials run side by side; one core each is fastest overall
     torch.manual_seed(args.seed)
@@ -142,7 +147,12 @@ def main() -> None:
         val_acc = accuracy(model, *data["val"])
         trials.report_intermediate_result(val_acc)
         print(f"epoch {epoch}: loss {loss:.4f}, validation accuracy {val_acc:.4f}", flush=True)
-    trials.report_final_result(val_acc)
+    if args.report_costs:  # the cost of the architecture, no training needed (the latency is noisy on CPU)
+        costs = model_costs(model, (1, 1, 8, 8), latency=False, device=device)
+        trials.report_final_result({"default": val_acc, "accuracy": val_acc, **costs})
+        print(f"params {costs['params']:.0f}, flops {costs['flops']:.0f}")
+    else:
+        trials.report_final_result(val_acc)
     print(f"final validation accuracy: {val_acc:.4f}")
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
