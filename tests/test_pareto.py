@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from manager.store import TrialRecord
-from manager.views.pareto import experiment_objectives, front_ranks, pareto
-from trials.objectives import ObjectiveError, Objectives, non_dominated_sort
+from manager.views.pareto import experiment_objectives, pareto
+from trials.objectives import ObjectiveError, Objectives, dominates, front_ranks, non_dominated_sort
 from trials.status import TrialStatus
 
 ACC_LAT = Objectives.from_config(
@@ -123,20 +122,28 @@ def test_a_malformed_stored_objective_names_the_entry() -> None:
 
 
 @pytest.mark.parametrize("objectives", [2, 3])
-def test_front_ranks_agree_with_the_shared_non_dominated_sort_ties_included(objectives: int) -> None:
+def test_front_ranks_agree_with_peeling_fronts_by_definition_ties_included(objectives: int) -> None:
+    def by_definition(vectors: list[tuple[float, ...]]) -> list[int]:
+        ranks, left, depth = [0] * len(vectors), set(range(len(vectors))), 0
+        while left:
+            depth += 1
+            front = {i for i in left if not any(dominates(vectors[j], vectors[i]) for j in left)}
+            for i in front:
+                ranks[i] = depth
+            left -= front
+        return ranks
+
     rng = random.Random(objectives)
     for _ in range(200):
         values = [0.0, 0.5, 1.0, 2.0, -math.inf]
         vectors = [tuple(rng.choice(values) for _ in range(objectives)) for _ in range(rng.randint(0, 30))]
-        expected = [0] * len(vectors)
-        for depth, front in enumerate(non_dominated_sort(vectors), start=1):
-            for i in front:
-                expected[i] = depth
+        expected = by_definition(vectors)
         assert front_ranks(vectors) == expected, vectors
+        assert non_dominated_sort(vectors) == [
+            [i for i, r in enumerate(expected) if r == d] for d in range(1, max(expected, default=0) + 1)
+        ]
 
 
-def test_ten_thousand_trials_on_one_front_rank_in_well_under_a_second() -> None:
+def test_ten_thousand_trials_on_one_front_are_all_rank_one() -> None:
     vectors = [(i / 10_000, 1 - i / 10_000) for i in range(10_000)]
-    started = time.perf_counter()
     assert set(front_ranks(vectors)) == {1}
-    assert time.perf_counter() - started < 1.0
