@@ -11,7 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from _es_replay import Curve, CurveTable, arch_key, named_assessor, replay  # noqa: E402
+import early_stopping  # noqa: E402
+from _es_replay import Curve, CurveTable, arch_key, load_curves, named_assessor, replay  # noqa: E402
 
 from manager.assessors.base import Assessor, AssessResult  # noqa: E402
 from trials.searchspace import SearchSpace  # noqa: E402
@@ -22,6 +23,7 @@ CURVES = {
     "b": Curve((0.3, 0.6, 0.8, 0.9), (2.0, 2.0, 2.0, 2.0)),
     "c": Curve((0.1, 0.2, 0.3, 0.4), (3.0, 3.0, 3.0, 3.0)),
 }
+DIGITS_TABLE = REPO / "bench" / "data" / "digits_curves.json"
 FULL = sum(sum(c.seconds) for c in CURVES.values())  # 24 s
 
 
@@ -113,3 +115,26 @@ def test_search_seeds_change_the_order_of_proposals() -> None:
 def test_a_bad_concurrency_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="concurrency"):
         replay(tiny_table(), 0, concurrency=0)
+
+
+def test_a_file_that_is_not_a_curve_table_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="not a curve table"):
+        load_curves(path)
+
+
+def test_the_shipped_table_holds_every_digits_architecture_with_full_curves() -> None:
+    table = load_curves(DIGITS_TABLE)
+    assert len(table.curves) == table.space.size() == 96
+    lengths = {len(curve.accuracy) for runs in table.curves.values() for curve in runs}
+    assert lengths == {6}
+
+
+def test_the_bench_prints_one_row_per_assessor_and_concurrency_with_ratios_to_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert early_stopping.main(["--seeds", "1", "--workers", "1", "--no-png"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("Random ")]
+    assert [(row[1], row[2]) for row in rows] == [(c, a) for c in "14" for a in early_stopping.ASSESSORS]
+    assert all(row[5].startswith("x") for row in rows if row[2] != "none")
