@@ -9,8 +9,15 @@ from pathlib import Path
 
 #: Not benchmarks, or run by hand: a base revision to compare against; the crash stress
 #: (``make crash-stress``; ``make test`` runs 10 rounds); pieces the others import; the Ray
-#: overhead (it runs a cluster in a network namespace: root or user namespaces).
-BY_HAND = {"compare_revisions.py", "crash_stress.py", "exactly_once.py", "ray_overhead.py"}
+#: overhead (it runs a cluster in a network namespace: root or user namespaces); the digits
+#: learning-curve table (minutes of training; it rewrites the table that early_stopping.py replays).
+BY_HAND = {
+    "compare_revisions.py",
+    "crash_stress.py",
+    "exactly_once.py",
+    "make_digits_curves.py",
+    "ray_overhead.py",
+}
 
 
 def main() -> int:
