@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import SMALL_SPACE
-from test_loop_states import Lab
+from test_loop_states import Lab, scenario_with
 
-from manager.clock import Clock
 from manager.config import ConfigError, parse_config
-from manager.store import EventKind, Store
+from manager.store import EventKind
 from manager.training.base import TrialSpec
-from manager.training.simulated import SimulatedCluster, TrialScript
+from manager.training.simulated import TrialScript
 from trials.status import ExperimentStatus, TrialStatus
 
 SPEED = 200.0
@@ -104,26 +103,7 @@ def script(spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialScript:
     return TrialScript.succeeding(curve[-1], intermediate=curve, duration=float(args[0]) if args else 10.0)
 
 
-def scenario(body: Callable[[Lab], Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """A test that runs ``body`` with a fresh lab whose trials follow :func:`script`."""
-
-    def test(tmp_path: Path) -> None:
-
-        async def main() -> None:
-            store = Store.open(tmp_path)
-            lab = Lab(tmp_path, store, SimulatedCluster(Clock(speed=SPEED), script), None)  # type: ignore[arg-type]
-            lab.manager = lab.new_manager()
-            try:
-                await asyncio.wait_for(body(lab), 60)
-            finally:
-                await lab.manager.shutdown()
-                store.close()
-
-        asyncio.run(main())
-
-    test.__name__ = body.__name__
-    test.__doc__ = body.__doc__
-    return test
+scenario = scenario_with(script, SPEED)
 
 
 def assessor(folder: Path, **class_args: Any) -> dict[str, Any]:

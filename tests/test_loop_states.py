@@ -182,25 +182,35 @@ class Lab:
         self.manager = self.new_manager()
 
 
-def scenario(body: Callable[[Lab], Coroutine[Any, Any, None]]) -> Callable[[Path], None]:
-    """A test that runs ``body`` with a fresh lab on its own event loop (no pytest-asyncio here)."""
+def scenario_with(
+    trial_script: Callable[[TrialSpec, Mapping[str, Any]], TrialScript], speed: float = SPEED
+) -> Callable[[Callable[[Lab], Coroutine[Any, Any, None]]], Callable[[Path], None]]:
+    """A decorator: the test runs ``body`` with a fresh lab whose simulated trials follow
+    ``trial_script``, on its own event loop (no pytest-asyncio here)."""
 
-    def test(tmp_path: Path) -> None:
-        async def main() -> None:
-            store = Store.open(tmp_path)
-            lab = Lab(tmp_path, store, SimulatedCluster(Clock(speed=SPEED), script), None)  # type: ignore[arg-type]
-            lab.manager = lab.new_manager()
-            try:
-                await asyncio.wait_for(body(lab), 60)
-            finally:
-                await lab.manager.shutdown()
-                store.close()
+    def scenario(body: Callable[[Lab], Coroutine[Any, Any, None]]) -> Callable[[Path], None]:
+        def test(tmp_path: Path) -> None:
+            async def main() -> None:
+                store = Store.open(tmp_path)
+                cluster = SimulatedCluster(Clock(speed=speed), trial_script)
+                lab = Lab(tmp_path, store, cluster, None)  # type: ignore[arg-type]
+                lab.manager = lab.new_manager()
+                try:
+                    await asyncio.wait_for(body(lab), 60)
+                finally:
+                    await lab.manager.shutdown()
+                    store.close()
 
-        asyncio.run(main())
+            asyncio.run(main())
 
-    test.__name__ = body.__name__
-    test.__doc__ = body.__doc__
-    return test
+        test.__name__ = body.__name__
+        test.__doc__ = body.__doc__
+        return test
+
+    return scenario
+
+
+scenario = scenario_with(script)
 
 
 def custom_tuner(folder: Path, body: str) -> dict[str, Any]:

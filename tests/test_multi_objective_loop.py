@@ -5,18 +5,14 @@ Each trial reports its final result as a dict; the command says which metrics it
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Coroutine, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from test_loop_states import Lab
+from test_loop_states import Lab, scenario_with
 
-from manager.clock import Clock
-from manager.store import Store
 from manager.training.base import TrialSpec
-from manager.training.simulated import SimulatedCluster, TrialScript
+from manager.training.simulated import TrialScript
 from trials.status import ExperimentStatus, TrialStatus
 
 SPEED = 200.0
@@ -35,23 +31,7 @@ def script(spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialScript:
     return TrialScript.succeeding(final, duration=5.0)  # type: ignore[arg-type]
 
 
-def scenario(body: Callable[[Lab], Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    def test(tmp_path: Path) -> None:
-        async def main() -> None:
-            store = Store.open(tmp_path)
-            lab = Lab(tmp_path, store, SimulatedCluster(Clock(speed=SPEED), script), None)  # type: ignore[arg-type]
-            lab.manager = lab.new_manager()
-            try:
-                await asyncio.wait_for(body(lab), 60)
-            finally:
-                await lab.manager.shutdown()
-                store.close()
-
-        asyncio.run(main())
-
-    test.__name__ = body.__name__
-    test.__doc__ = body.__doc__
-    return test
+scenario = scenario_with(script, SPEED)
 
 
 async def create(lab: Lab, command: str, trials: int = 3) -> str:
