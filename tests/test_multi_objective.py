@@ -84,6 +84,13 @@ def test_optimize_mode_with_objectives_is_refused(tmp_path: Path) -> None:
     assert "objectives" in str(error)
 
 
+def test_include_intermediate_results_with_objectives_is_refused(tmp_path: Path) -> None:
+    tuner = {"name": "Evolution", "includeIntermediateResults": True}
+    error = error_of(config(tmp_path, objectives=OBJECTIVES, tuner=tuner), tmp_path)
+    assert error.field == "tuner.includeIntermediateResults"
+    assert "not with objectives" in str(error)
+
+
 # -- which tuners take several objectives ------------------------------------------------------
 
 

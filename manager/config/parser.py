@@ -239,6 +239,12 @@ class _Parser(ValueReader):
         cpus = 1.0 if trial_cpu_number is None else trial_cpu_number
         tuner, include_intermediate = self.tuner(get("tuner"))
         objectives = self.objectives(get("objectives"), get("constraints"), tuner)
+        if objectives is not None and include_intermediate:
+            raise self.fail(
+                "tuner.includeIntermediateResults",
+                "not with objectives: an intermediate result is one number, not the dict of metrics the "
+                "tuner needs; remove includeIntermediateResults",
+            )
         return ExperimentConfig(
             experiment_name=experiment_name,
             search_space_file=search_space_file,
