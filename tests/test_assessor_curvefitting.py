@@ -115,3 +115,15 @@ def test_the_standard_lies_on_the_worse_side_of_the_best(mode: str, best: float,
 def test_a_diverged_trial_is_stopped_at_its_next_judgement() -> None:
     assessor = with_best(0.8, start_step=3)
     assert judge(assessor, "t", [0.1, 0.2, math.nan]) == [Good, Good, Bad]
+
+
+def test_without_scipy_curvefitting_is_refused_at_create_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from manager.assessors.base import AssessorError
+    from manager.assessors.curvefitting import CurvefittingAssessor
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a))
+    with pytest.raises(AssessorError, match="Curvefitting fits curves with scipy, which is not installed"):
+        CurvefittingAssessor.validate_class_args(epoch_num=10)

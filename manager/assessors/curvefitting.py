@@ -20,6 +20,7 @@ whose latest value is NaN or infinite is predicted to end at the worst value.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import warnings
 from collections.abc import Callable
@@ -149,6 +150,10 @@ class CurvefittingAssessor(Assessor):
 
     @classmethod
     def validate_class_args(cls, **class_args: Any) -> None:
+        if importlib.util.find_spec("scipy") is None:  # checked at create time, without importing it
+            raise AssessorError(
+                "assessor.name: Curvefitting fits curves with scipy, which is not installed: pip install scipy"
+            )
         if "epoch_num" not in class_args:
             raise AssessorError("assessor.classArgs.epoch_num: missing; Curvefitting requires it")
         check_int("epoch_num", class_args["epoch_num"], 1)
