@@ -124,6 +124,8 @@ def test_without_scipy_curvefitting_is_refused_at_create_in_one_line(monkeypatch
     from manager.assessors.curvefitting import CurvefittingAssessor
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a)
+    )
     with pytest.raises(AssessorError, match="Curvefitting fits curves with scipy, which is not installed"):
         CurvefittingAssessor.validate_class_args(epoch_num=10)
