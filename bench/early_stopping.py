@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import int_list, name_list, positive
 from _es_replay import REPO, CurveTable, load_curves, named_assessor, replay
 
 DEFAULT_TABLE = REPO / "bench" / "data" / "digits_curves.json"
@@ -97,15 +98,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="the curve table (JSON)")
-    parser.add_argument("--seeds", type=_positive, default=30, help="search seeds (default 30)")
-    parser.add_argument("--concurrency", type=_int_list, default=[1, 4], help="comma-separated (default 1,4)")
+    parser.add_argument("--seeds", type=positive, default=30, help="search seeds (default 30)")
+    parser.add_argument("--concurrency", type=int_list, default=[1, 4], help="comma-separated (default 1,4)")
     parser.add_argument(
-        "--tuners", type=_name_list, default=["Random"], help="comma-separated (default Random)"
+        "--tuners", type=name_list, default=["Random"], help="comma-separated (default Random)"
     )
     parser.add_argument(
-        "--assessors", type=_name_list, default=list(ASSESSORS), help="comma-separated; none: no assessor"
+        "--assessors", type=name_list, default=list(ASSESSORS), help="comma-separated; none: no assessor"
     )
-    parser.add_argument("--workers", type=_positive, default=os.cpu_count() or 1, help="processes")
+    parser.add_argument("--workers", type=positive, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--png", type=Path, default=REPO / "runs" / "bench" / "early-stopping.png")
     parser.add_argument("--no-png", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
@@ -114,21 +115,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.no_png:
         args.png = None
     return args
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
-    return value
-
-
-def _int_list(text: str) -> list[int]:
-    return [_positive(part) for part in text.split(",") if part]
-
-
-def _name_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 _TABLES: dict[str, CurveTable] = {}

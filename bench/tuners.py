@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import int_list, name_list, positive
 from _nb201 import REPO, Replay, load_table, replay
 
 BUDGETS = (10, 30, 100, 300, 1000)
@@ -85,11 +86,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "imagenet"))
-    parser.add_argument("--trials", type=_positive, default=300, help="N: trials per search (default 300)")
-    parser.add_argument("--seeds", type=_positive, default=30, help="search seeds per tuner (default 30)")
-    parser.add_argument("--concurrency", type=_int_list, default=[1, 8], help="comma-separated (default 1,8)")
+    parser.add_argument("--trials", type=positive, default=300, help="N: trials per search (default 300)")
+    parser.add_argument("--seeds", type=positive, default=30, help="search seeds per tuner (default 30)")
+    parser.add_argument("--concurrency", type=int_list, default=[1, 8], help="comma-separated (default 1,8)")
     parser.add_argument(
-        "--tuners", type=_name_list, default=list(DEFAULT_TUNERS), help="comma-separated names"
+        "--tuners", type=name_list, default=list(DEFAULT_TUNERS), help="comma-separated names"
     )
     parser.add_argument(
         "--variant",
@@ -101,7 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run TUNER with these classArgs under LABEL, e.g. PPO-NNI PPO '{\"lr\": 0.0003}'",
     )
     parser.add_argument(
-        "--workers", type=_positive, default=os.cpu_count() or 1, help="processes (default: cores)"
+        "--workers", type=positive, default=os.cpu_count() or 1, help="processes (default: cores)"
     )
     parser.add_argument("--png", type=Path, default=None, help="where to save the curves")
     parser.add_argument("--no-png", action="store_true", help="print the table only")
@@ -118,21 +119,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     elif args.png is None:
         args.png = REPO / "runs" / "bench" / f"tuners-{args.dataset}.png"
     return args
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
-    return value
-
-
-def _int_list(text: str) -> list[int]:
-    return [_positive(part) for part in text.split(",") if part]
-
-
-def _name_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _quiet_torch() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from trials.nas.oneshot import Callback, UnsupportedChoiceError, bind_choices, m
 from trials.nas.oneshot.latency import LatencyTable
 from trials.nas.oneshot.proxyless import ProxylessTrainer
 from trials.nas.zoo.ops import Zero
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from oneshot_memory import saved_bytes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny nets run best on one
 
@@ -363,20 +367,6 @@ def test_two_path_gradient_is_the_binary_gate_estimate_over_the_sampled_pair() -
     assert torch.softmax(search.alphas[0].detach(), 0)[other].item() == pytest.approx(before.item())
 
 
-def _saved_bytes(run: Any) -> int:
-    """Bytes autograd keeps for backward during ``run()``: the activation memory of a step."""
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        run()
-    return total
-
-
 def test_a_step_keeps_one_or_two_paths_in_memory_where_darts_keeps_all() -> None:
     from trials.nas.oneshot import DartsTrainer
 
@@ -412,8 +402,8 @@ def test_a_step_keeps_one_or_two_paths_in_memory_where_darts_keeps_all() -> None
         darts.apply_mixture()
         darts.forward_loss(x, y)
 
-    one, two = _saved_bytes(weight_step), _saved_bytes(lambda: proxyless.architecture_step((x, y)))
-    every = _saved_bytes(darts_step)
+    one, two = saved_bytes(weight_step), saved_bytes(lambda: proxyless.architecture_step((x, y)))
+    every = saved_bytes(darts_step)
     assert one < two < every
 
 
