@@ -86,8 +86,12 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON document for scripts.")(func)
 
 
-def resolve_experiment(client: Client, given: str | None) -> dict[str, Any]:
-    """The experiment ``given`` (an id or a unique prefix), or the only running one when None."""
+def resolve_experiment(client: Client, given: str | None, *, latest: bool = False) -> dict[str, Any]:
+    """The experiment ``given`` (an id or a unique prefix), or the only running one when None.
+
+    With ``latest`` (commands that only read), no ID and none running means the most recent
+    experiment, named in a notice: the experiment a person just watched end is the one they ask about.
+    """
     from nasctl.client import ApiError
 
     if given:
@@ -103,13 +107,24 @@ def resolve_experiment(client: Client, given: str | None) -> dict[str, Any]:
                 ids = ", ".join(e["id"] for e in matches)
                 raise CliError(f"experiment id '{given}' is ambiguous: it starts {ids}") from None
             raise CliError(f"no experiment '{given}' ('nasctl list --all' shows them all)") from None
-    running = [e for e in client.list_experiments() if e["status"] in ACTIVE_EXPERIMENT_STATUSES]
+    experiments = client.list_experiments()
+    running = [e for e in experiments if e["status"] in ACTIVE_EXPERIMENT_STATUSES]
     if len(running) == 1:
         return running[0]
+    if not running and latest and experiments:
+        recent = experiments[0]
+        notice(f"no experiment is running; the most recent is {recent['id']} ({_label(recent)})")
+        return recent
     if not running:
+        if latest:
+            raise CliError("there is no experiment yet; 'nasctl create --config FILE' starts one")
         raise CliError("no experiment is running; give an experiment ID ('nasctl list --all' shows them all)")
-    listing = ", ".join(f"{e['id']} ({e.get('name') or '-'}, {e['status']})" for e in running)
+    listing = ", ".join(f"{e['id']} ({_label(e)})" for e in running)
     raise CliError(f"{len(running)} experiments are running: {listing}; give one ID")
+
+
+def _label(experiment: dict[str, Any]) -> str:
+    return f"{experiment.get('name') or '-'}, {experiment['status']}"
 
 
 def find_trial_experiment(client: Client, trial_id: str) -> str:

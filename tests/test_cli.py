@@ -421,10 +421,33 @@ def test_unknown_experiment_is_bad_input(shared_home: Path) -> None:
 # -- ID left out ---------------------------------------------------------------------------------
 
 
-def test_id_left_out_with_no_running_experiment_is_an_error(home: Path) -> None:
+def test_id_left_out_with_no_experiment_at_all_is_an_error(home: Path) -> None:
     proc = nasctl(home, "status")
     assert proc.returncode == 2
+    assert "there is no experiment yet" in one_error_line(proc.stderr)
+
+
+def test_id_left_out_of_stop_with_no_running_experiment_is_an_error(home: Path) -> None:
+    proc = nasctl(home, "stop")
+    assert proc.returncode == 2
     assert "no experiment is running" in one_error_line(proc.stderr)
+
+
+def test_id_left_out_after_the_experiment_ended_uses_the_most_recent_and_says_so(
+    home: Path, tmp_path: Path
+) -> None:
+    older = create(home, write_config(tmp_path, experimentName="older", maxTrialNumber=1))
+    recent = create(home, write_config(tmp_path, experimentName="recent", maxTrialNumber=2))
+    wait_finished(home, older["id"])
+    wait_finished(home, recent["id"])
+    shown = {}
+    for command in (("status", "--json"), ("trial", "ls", "--json"), ("experiment", "export")):
+        proc = nasctl(home, *command)
+        assert proc.returncode == 0, proc.stderr
+        assert f"the most recent is {recent['id']} (recent, DONE)" in proc.stderr, command
+        shown[command[0]] = json.loads(proc.stdout)
+    assert shown["status"]["id"] == recent["id"]
+    assert len(shown["trial"]) == len(shown["experiment"]) == 2
 
 
 def test_id_left_out_with_one_running_experiment_uses_it(home: Path, tmp_path: Path) -> None:

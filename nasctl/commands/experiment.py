@@ -120,12 +120,13 @@ def status(app: App, experiment_id: str | None, as_json: bool) -> None:
     """Show an experiment's progress and best.
 
     Status, trials done out of maxTrialNumber, running and failed counts, the best metric, the
-    last error if any, and the dashboard link. ID may be left out while one experiment runs.
+    last error if any, and the dashboard link. Without ID: the running experiment, else the most
+    recent one (named on stderr).
     """
     from nasctl.output import status_text
 
     client = app.client()
-    experiment = resolve_experiment(client, experiment_id)
+    experiment = resolve_experiment(client, experiment_id, latest=True)
     waiting_reason = None
     if (experiment.get("trialCounts") or {}).get(TrialStatus.WAITING.value):
         waiting = client.trials(experiment["id"], status=TrialStatus.WAITING.value, limit=1)["items"]
@@ -176,7 +177,7 @@ def experiment_export(app: App, experiment_id: str | None, fmt: str, output: Pat
     Each trial's id, sequence id, status, parameters, final metric and times, as JSON or CSV.
     """
     client = app.client()
-    exp_id = resolve_experiment(client, experiment_id)["id"]
+    exp_id = resolve_experiment(client, experiment_id, latest=True)["id"]
     data = client.export(exp_id, fmt)
     text = data if fmt == "csv" else json.dumps(data, indent=2) + "\n"
     if output is None:

@@ -58,7 +58,7 @@ def trial_ls(
     if pareto and (top or status_filter):
         raise CliError("trial ls: --pareto lists the front whole; it does not combine with --top or --status")
     client = app.client()
-    experiment = resolve_experiment(client, experiment_id)
+    experiment = resolve_experiment(client, experiment_id, latest=True)
     exp_id = experiment["id"]
     if pareto:
         _pareto_ls(client.pareto(exp_id), exp_id, as_json)
