@@ -7,6 +7,7 @@ final metric ``0.5 + (sum of the chosen indices) / 10``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -334,3 +335,22 @@ def test_a_dict_result_becomes_metric_columns_and_nan_a_float() -> None:
         "reason",
     ]
     assert df.loc[0, "choice.skip"] == ("in1",) and df.loc[0, "metric.loss"] == 0.25
+
+
+def test_wait_in_a_terminal_draws_the_progress_bar(home: Path, finished: nasctl.Experiment) -> None:
+    import pty
+
+    code = f"import nasctl; nasctl.Experiment.attach({finished.id!r}, home={str(home)!r}).wait()"
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [sys.executable, "-c", code], stdin=follower, stdout=follower, stderr=follower, timeout=60
+    )
+    os.close(follower)
+    output = b""
+    with contextlib.suppress(OSError):  # EIO once the pty is drained
+        while chunk := os.read(leader, 65536):
+            output += chunk
+    os.close(leader)
+    text = output.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "[########################] 4/4 trials" in text and "best 4 trials:" in text
