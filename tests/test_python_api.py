@@ -354,3 +354,10 @@ def test_wait_in_a_terminal_draws_the_progress_bar(home: Path, finished: nasctl.
     text = output.decode(errors="replace")
     assert proc.returncode == 0, text
     assert "[########################] 4/4 trials" in text and "best 4 trials:" in text
+
+
+def test_trial_records_are_frozen_and_hashable() -> None:
+    trial = Trial.from_rest({"id": "T2", "sequenceId": 2, "status": "FAILED", "reason": "exit code 1"})
+    with pytest.raises(AttributeError):
+        trial.status = TrialStatus.SUCCEEDED  # type: ignore[misc]
+    assert trial in {trial} and trial.status is TrialStatus.FAILED and trial.value is None

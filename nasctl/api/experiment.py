@@ -65,7 +65,8 @@ class Experiment:
 
     @classmethod
     def attach(cls, experiment_id: str, home: str | os.PathLike[str] | None = None) -> Experiment:
-        """A handle on an existing experiment; ``ExperimentNotFound`` if the home has none by that id."""
+        """A handle on an existing experiment (the home's daemon is started if none runs, as the CLI
+        does); ``ExperimentNotFound`` if the home has none by that id."""
         exp = cls.__new__(cls)
         exp._source = None
         exp._home = Path(home).expanduser() if home is not None else default_home()

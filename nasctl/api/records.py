@@ -39,9 +39,10 @@ class Trial:
     id: str
     sequence_id: int
     status: TrialStatus
-    architecture: Mapping[str, Any] = field(default_factory=dict)
+    #: Left out of the hash (a dict cannot be hashed); equality still compares them.
+    architecture: Mapping[str, Any] = field(default_factory=dict, hash=False)
     value: float | None = None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict, hash=False)
     duration: float | None = None
     reason: str | None = None
     exit_code: int | None = None
