@@ -8,6 +8,7 @@ TensorBoard does).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -26,9 +27,12 @@ from tensorboard.backend.event_processing.plugin_event_multiplexer import EventM
 from tensorboard.util.tensor_util import make_ndarray
 from waiting import wait_until
 
+from manager.training import ray_runner
+from manager.training.ray_files import zip_folder
 from nasctl.client import Client
 from nasctl.launcher import LauncherError, stop_daemon
 from nasctl.tensorboard_runs import MISSING_TENSORBOARD, TensorBoardRuns, run_name, scalars
+from trials import env
 
 REPO = Path(__file__).resolve().parents[1]
 TRIAL_DIR = REPO / "tests" / "trials"
@@ -145,6 +149,26 @@ def test_outside_an_experiment_the_output_folder_is_nasctl_output_here(tmp_path:
     )
     assert Path(out.stdout.strip()) == (tmp_path / "nasctl-output").resolve()
     assert (tmp_path / "nasctl-output").is_dir()
+
+
+def test_a_ray_trial_gets_an_output_folder_in_its_node_folder(tmp_path: Path) -> None:
+    (tmp_path / "seen.sh").write_text(
+        'test -d "$NASCTL_OUTPUT_DIR" && echo "$NASCTL_OUTPUT_DIR" > "$NASCTL_TRIAL_DIR/seen"\n'
+    )
+
+    async def body() -> Path:
+        data, digest = zip_folder(tmp_path)
+        zipped: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        zipped.set_result(data)
+        runner = ray_runner.TrialRunner("exp", f"t{os.getpid()}")
+        identity = await runner.start("sh seen.sh", {}, "{}", (digest, [zipped]))
+        assert await runner.wait() == 0
+        return Path(identity["folder"])
+
+    folder = asyncio.run(asyncio.wait_for(body(), 30))
+    assert (folder / "seen").read_text().strip() == str(folder / "output")
+    assert ray_runner.OUTPUT_DIR_VAR == env.OUTPUT_DIR
+    assert ray_runner.OUTPUT_DIR_NAME == env.OUTPUT_DIR_NAME
 
 
 # -- the runs -------------------------------------------------------------------------------------
