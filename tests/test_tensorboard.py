@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,23 +98,28 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         stop_daemon(path, force=True, timeout=10)
 
 
-@pytest.fixture(scope="module")
-def experiment(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def start(home: Path, folder: Path, command: str = "python3 tensorboard_trial.py") -> str:
     config = {
         "experimentName": "tb-test",
-        "trialCommand": "python3 tensorboard_trial.py",
+        "trialCommand": command,
         "trialCodeDirectory": str(TRIAL_DIR),
         "trialConcurrency": 2,
         "maxTrialNumber": TRIALS,
         "maxTrialDuration": "2m",
         "tuner": {"name": "Random", "classArgs": {"seed": 3}},
     }
-    path = tmp_path_factory.mktemp("cfg") / "exp.yaml"
+    path = folder / "exp.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = nasctl(home, "create", "--config", str(path), "--json")
     assert proc.returncode == 0, proc.stderr
+    return str(json.loads(proc.stdout)["id"])
+
+
+@pytest.fixture(scope="module")
+def experiment(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    exp_id = start(home, tmp_path_factory.mktemp("cfg"))
     with Client.from_home(home) as client:
-        exp = finished(client, json.loads(proc.stdout)["id"])
+        exp = finished(client, exp_id)
         exp["trials"] = list(client.iter_trials(exp["id"]))
     assert [t["status"] for t in exp["trials"]] == ["SUCCEEDED"] * TRIALS
     return exp
@@ -219,6 +225,27 @@ def test_a_refresh_adds_only_what_is_new(home: Path, experiment: dict[str, Any],
     runs.close()
     assert (first.runs, first.points) == (TRIALS, TRIALS * (STEPS + 1) * 2)
     assert (second.new_runs, second.points) == (0, 0)
+
+
+def test_refreshes_while_the_experiment_runs_write_every_result_once(home: Path, tmp_path: Path) -> None:
+    exp_id = start(home, tmp_path, "python3 tensorboard_trial.py --sleep 0.3")
+    runs = TensorBoardRuns(tmp_path / "tb", exp_id)
+    runs.reset()
+    refreshes = []
+    with Client.from_home(home) as client:
+        while client.get_experiment(exp_id)["status"] not in ("DONE", "STOPPED", "ERROR"):
+            refreshes.append(runs.refresh(client))
+            time.sleep(0.2)
+        refreshes.append(runs.refresh(client))
+        trials = list(client.iter_trials(exp_id))
+    runs.close()
+    assert sum(1 for r in refreshes if r.points) > 2  # the results came in over several refreshes
+    multiplexer = load(tmp_path / "tb")
+    for trial in trials:
+        intermediate, final = expected(trial["parameters"])
+        want = [(step, round(v["default"], 5)) for step, v in enumerate(intermediate)]
+        assert points(multiplexer, ops_name(trial), "intermediate/default") == want
+        assert points(multiplexer, ops_name(trial), "final/acc") == [(STEPS, round(final["acc"], 5))]
 
 
 def test_run_names_of_many_choices_keep_those_that_fit_and_count_the_rest() -> None:

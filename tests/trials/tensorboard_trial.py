@@ -1,11 +1,11 @@
 """A trial for the TensorBoard tests: no torch, reports dicts, and logs into its own output folder.
 
-    python tensorboard_trial.py
+    python tensorboard_trial.py [--sleep SECONDS]
 
 Reports three intermediate results ``{"default": d, "acc": a}`` and a final one, all computed
 from the chosen indices (:func:`expected` says which), writes its own event file with the tag
 ``own/loss`` (steps 0..2) into ``trials.get_output_dir()``, and prints the environment's output
-folder as one JSON line. Under ``NASCTL_GEN_SEARCH_SPACE`` it writes :data:`SPACE` and exits 0.
+folder as one JSON line. ``--sleep`` waits that long before each result. Under ``NASCTL_GEN_SEARCH_SPACE`` it writes :data:`SPACE` and exits 0.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from tensorboard.summary import Writer
@@ -49,8 +50,11 @@ def main() -> int:
         writer.add_scalar(OWN_TAG, 1.0 / (step + 1), step)
     writer.close()
     intermediate, final = expected(parameters)
+    pause = float(sys.argv[sys.argv.index("--sleep") + 1]) if "--sleep" in sys.argv else 0.0
     for value in intermediate:
+        time.sleep(pause)
         trials.report_intermediate_result(value)
+    time.sleep(pause)
     trials.report_final_result(final)
     return 0
 
