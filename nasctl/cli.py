@@ -21,7 +21,7 @@ from typing import NoReturn
 import click
 
 from nasctl.app import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, App, CliError
-from nasctl.commands import experiment, manager, tools, trials
+from nasctl.commands import experiment, manager, tensorboard, tools, trials
 
 # -- the group ---------------------------------------------------------------------------------
 
@@ -60,6 +60,7 @@ for _command in (
     manager.manager,
     tools.ss_gen,
     tools.view_nas,
+    tensorboard.tensorboard,
 ):
     cli.add_command(_command)
 

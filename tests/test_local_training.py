@@ -66,6 +66,7 @@ def test_a_trial_gets_its_folder_with_the_packed_parameter_file(tmp_path: Path) 
         "stderr",
         ".launch.lock",  # held by the trial's process while it lives (exactly-once launch)
         ".pid",
+        "output",  # the trial's own files (NASCTL_OUTPUT_DIR), made before it starts
     }
 
 
@@ -78,6 +79,7 @@ def test_the_trial_environment_names_experiment_trial_and_files(tmp_path: Path) 
     assert seen["NASCTL_SEQUENCE_ID"] == "4"
     assert seen["NASCTL_TRIAL_DIR"] == str(trial.trial_dir)
     assert seen["NASCTL_PARAMETER_FILE"] == str(trial.trial_dir / "parameter.json")
+    assert seen["NASCTL_OUTPUT_DIR"] == str(trial.trial_dir / "output")
 
 
 def test_a_cpu_trial_sees_an_empty_cuda_visible_devices(

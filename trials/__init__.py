@@ -4,6 +4,7 @@
 results starts as fast as Python does. The NAS model API lives in :mod:`trials.nas`.
 """
 
+from trials.output import get_output_dir
 from trials.reporting import (
     get_experiment_id,
     get_next_parameter,
@@ -16,6 +17,7 @@ from trials.reporting import (
 __all__ = [
     "get_experiment_id",
     "get_next_parameter",
+    "get_output_dir",
     "get_sequence_id",
     "get_trial_id",
     "report_final_result",

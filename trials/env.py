@@ -12,6 +12,8 @@ EXPERIMENT_ID = "NASCTL_EXPERIMENT_ID"
 TRIAL_ID = "NASCTL_TRIAL_ID"
 SEQUENCE_ID = "NASCTL_SEQUENCE_ID"
 TRIAL_DIR = "NASCTL_TRIAL_DIR"
+#: The trial's own output folder (TensorBoard logs, checkpoints), inside its trial folder.
+OUTPUT_DIR = "NASCTL_OUTPUT_DIR"
 PARAMETER_FILE = "NASCTL_PARAMETER_FILE"
 GEN_SEARCH_SPACE = "NASCTL_GEN_SEARCH_SPACE"
 ARCHITECTURE = "NASCTL_ARCHITECTURE"
@@ -22,6 +24,7 @@ PARAMETER_FILE_NAME = "parameter.json"
 METRICS_FILE_NAME = "metrics.jsonl"
 STDOUT_FILE_NAME = "stdout"
 STDERR_FILE_NAME = "stderr"
+OUTPUT_DIR_NAME = "output"
 
 
 def in_experiment() -> bool:

@@ -7,8 +7,9 @@ hide signals (128+N).
 
 A trial's folder ``<experimentDir>/trials/<trialId>/`` holds ``parameter.json`` (the packed
 parameter), ``stdout`` and ``stderr`` (the raw streams: the OS writes them to the files, so any
-language's output lands there, nothing passes through the daemon) and ``metrics.jsonl`` (the
-SDK's records). The process starts in a new session (its own process group) with
+language's output lands there, nothing passes through the daemon), ``metrics.jsonl`` (the
+SDK's records) and ``output/`` (the trial's own files, ``NASCTL_OUTPUT_DIR``; a launch again
+keeps what an earlier launch wrote there, as a trial may resume from its checkpoints). The process starts in a new session (its own process group) with
 cwd = trialCodeDirectory, so a kill reaches everything it started: SIGTERM to the group and to
 every descendant (also ones that made their own session), a grace period, then SIGKILL for
 whatever is left. Exits are awaited through asyncio's child watcher, never polled.
@@ -122,6 +123,7 @@ def trial_environment(spec: TrialSpec, base: Mapping[str, str] | None = None) ->
             env.TRIAL_ID: spec.trial_id,
             env.SEQUENCE_ID: str(spec.sequence_id),
             env.TRIAL_DIR: str(spec.trial_dir),
+            env.OUTPUT_DIR: str(spec.trial_dir / env.OUTPUT_DIR_NAME),
             env.PARAMETER_FILE: str(spec.trial_dir / env.PARAMETER_FILE_NAME),
             env.CUDA_VISIBLE_DEVICES: ",".join(str(g) for g in spec.gpus),
         }
@@ -175,6 +177,7 @@ class LocalTrainingService(TrainingService):
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / env.PARAMETER_FILE_NAME).write_text(json.dumps(dict(parameter), allow_nan=True))
         (trial_dir / env.METRICS_FILE_NAME).write_bytes(b"")  # a launch again starts an empty channel
+        (trial_dir / env.OUTPUT_DIR_NAME).mkdir(exist_ok=True)  # kept across launches: the trial's own
         if not spec.working_dir.is_dir():
             raise FileNotFoundError(f"trialCodeDirectory {spec.working_dir} does not exist")
         pid_file = trial_dir / PID_FILE_NAME

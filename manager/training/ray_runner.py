@@ -10,7 +10,10 @@ The trial's process starts in its own session, cwd = trialCodeDirectory as unpac
 (the daemon zips it into Ray's object store once per content; a node unpacks each content once,
 under its temp dir: Ray's own ``runtime_env`` working_dir takes a local folder only per job,
 and one daemon serves many experiments), with stdout, stderr and metrics.jsonl in a node-local folder that the
-daemon copies back by reading byte ranges (the cluster has no shared filesystem). A kill reaches
+daemon copies back by reading byte ranges (the cluster has no shared filesystem). The trial's
+own output folder (``NASCTL_OUTPUT_DIR``) lies in that folder too and is not copied back: it
+goes with the folder when the trial ends, so a Ray trial keeps what must outlive it on storage
+the cluster shares. A kill reaches
 the whole tree: SIGTERM to the group, to every descendant (parent chains in /proc) and to every
 process whose environment carries this trial's id (that catches a grandchild that made its own
 session and lost its parent), a grace period, then SIGKILL. ``ray.kill`` of the actor does not
@@ -44,6 +47,8 @@ from typing import Any
 TRIAL_ID_VAR = "NASCTL_TRIAL_ID"
 EXPERIMENT_ID_VAR = "NASCTL_EXPERIMENT_ID"
 TRIAL_DIR_VAR = "NASCTL_TRIAL_DIR"
+OUTPUT_DIR_VAR = "NASCTL_OUTPUT_DIR"
+OUTPUT_DIR_NAME = "output"
 PARAMETER_FILE_VAR = "NASCTL_PARAMETER_FILE"
 PARAMETER_FILE_NAME = "parameter.json"
 STREAMS = ("stdout", "stderr", "metrics.jsonl")
@@ -127,6 +132,9 @@ class TrialRunner:
         environment.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
         environment.update(env)
         environment[TRIAL_DIR_VAR] = str(folder)
+        # node-local like the rest of the folder: not copied back, gone with it when the trial ends
+        (folder / OUTPUT_DIR_NAME).mkdir()
+        environment[OUTPUT_DIR_VAR] = str(folder / OUTPUT_DIR_NAME)
         environment[PARAMETER_FILE_VAR] = str(folder / PARAMETER_FILE_NAME)
         gpus = _assigned_gpus()
         environment["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # "" for a CPU trial, as local does

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -240,9 +241,7 @@ def test_a_trial_folder_replaced_by_a_symlink_is_refused(finished_trial: Any, tm
     elsewhere.mkdir()
     (elsewhere / "stderr").write_text("not yours\n")
     folder = Path(trial["trialDir"])
-    for child in folder.iterdir():
-        child.unlink()
-    folder.rmdir()
+    shutil.rmtree(folder)
     folder.symlink_to(elsewhere)
     response = daemon.client.get(log_url(exp, trial, "stderr"))
     assert response.status_code == 403 and "not yours" not in response.text
