@@ -403,8 +403,8 @@ def test_missing_trial_code_directory_is_refused(project: Path) -> None:
 
 
 def test_unknown_platform_is_refused(project: Path) -> None:
-    message = error_of({"trialCommand": "x", "trainingServicePlatform": "remote"}, project)
-    assert message == "exp.yaml: trainingServicePlatform: must be local or ray, got 'remote' (a string)"
+    message = error_of({"trialCommand": "x", "trainingServicePlatform": "slurm"}, project)
+    assert message == "exp.yaml: trainingServicePlatform: must be local or ray, got 'slurm' (a string)"
 
 
 def test_misspelt_platform_is_refused_with_a_suggestion(project: Path) -> None:

@@ -2,47 +2,30 @@
 
 The scripts in ``tests/nni_port/`` use NNI's API the way NNI's own examples do, with NNI's import
 lines. Each test copies them, rewrites every ``from nni... import`` / ``import nni...`` line by
-the README's porting table (an exact module-path lookup: a module missing from the table fails),
-and runs the result as a user would, on tiny synthetic data.
+the README's porting tables (``tests/nni_porting.py``: an exact lookup, a line or module missing
+from the tables fails), and runs the result as a user would, on tiny synthetic data.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from nni_porting import IMPORT, ROOT, line_table, module_table, port
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "tests" / "nni_port"
-ROW = re.compile(r"^\| `(nni(?:\.\w+)*)` \| `(trials(?:\.\w+)*)` \|")
-IMPORT = re.compile(r"^(\s*)(from|import) (nni(?:\.\w+)*)\b")
 
 pytestmark = pytest.mark.slow
 
 
-def porting_table() -> dict[str, str]:
-    rows = [ROW.match(line) for line in (ROOT / "README.md").read_text().splitlines()]
-    return {row.group(1): row.group(2) for row in rows if row}
-
-
-def port(text: str, table: dict[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        module = match.group(3)
-        assert module in table, f"the README's porting table has no row for {module}"
-        return f"{match.group(1)}{match.group(2)} {table[module]}"
-
-    return "\n".join(IMPORT.sub(replace, line) for line in text.splitlines()) + "\n"
-
-
 @pytest.fixture
 def ported(tmp_path: Path) -> Path:
-    table = porting_table()
+    modules, lines = module_table(), line_table()
     for script in SCRIPTS.glob("*.py"):
-        (tmp_path / script.name).write_text(port(script.read_text(), table))
+        (tmp_path / script.name).write_text(port(script.read_text(), modules, lines))
     return tmp_path
 
 
@@ -66,7 +49,7 @@ def multi_hot(path: Path) -> dict[str, list[bool]]:
 
 
 def test_the_table_maps_every_module_nni_one_shot_code_imports() -> None:
-    table = porting_table()
+    table = module_table()
     for module in (
         "nni.nas.pytorch",
         "nni.nas.pytorch.mutables",
@@ -92,7 +75,7 @@ def test_porting_changes_import_lines_only(ported: Path) -> None:
         assert len(before) == len(after)
         changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
         assert changed or "nni" not in script.read_text()
-        assert all(IMPORT.match(a) and b.split()[1].startswith("trials.") for a, b in changed)
+        assert all(IMPORT.match(a) and b.split()[1].split(".")[0] == "trials" for a, b in changed)
 
 
 def test_darts_search_writes_nni_epoch_architectures_that_retrain(ported: Path) -> None:

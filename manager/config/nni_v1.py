@@ -55,6 +55,16 @@ UNSUPPORTED = {
     "amlConfig": "AML is not supported; use trainingService platform local",
     "dltsConfig": "DLTS is not supported; use trainingService platform local",
 }
+#: v1 ``trainingServicePlatform`` values of clusters nasctl does not drive -> why, for the message.
+UNSUPPORTED_PLATFORMS = {
+    "remote": "remote machines (SSH)",
+    "pai": "OpenPAI",
+    "paiYarn": "OpenPAI on YARN",
+    "kubeflow": "Kubeflow",
+    "frameworkcontroller": "FrameworkController",
+    "dlts": "DLTS",
+    "aml": "Azure Machine Learning",
+}
 #: The top-level keys :func:`translate` turns into v2 fields.
 TRANSLATED = (*RENAMES, "trial", "localConfig", "trainingServicePlatform")
 
@@ -70,6 +80,11 @@ def translate(reader: ValueReader, key: str, value: Any, put_field: Put, put_ser
     if key in RENAMES:
         put_field(RENAMES[key], key, value)
     elif key == "trainingServicePlatform":
+        if isinstance(value, str) and value in UNSUPPORTED_PLATFORMS:
+            raise reader.fail(
+                key,
+                f"{UNSUPPORTED_PLATFORMS[value]} ({value}) is not supported; nasctl runs trials on local or ray",
+            )
         put_service("platform", key, value)
     elif value is None:
         return
