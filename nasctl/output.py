@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
@@ -15,6 +16,13 @@ from typing import Any, TextIO
 from trials.status import TERMINAL_TRIAL_STATUSES, TrialStatus
 
 BAR_WIDTH = 24
+#: ``trial ls``'s REASON column when stdout is not a terminal (a pipe, a log, CI): long enough for
+#: "exit code 1: ModuleNotFoundError: No module named 'sklearn'"; ``--json`` has the whole text.
+PIPED_REASON_WIDTH = 60
+#: The narrowest REASON column a terminal's width may cut it to.
+MIN_REASON_WIDTH = 20
+#: A failure reason on the ``nasctl status`` page (``nasctl log stderr TRIAL`` shows the whole error).
+STATUS_REASON_WIDTH = 80
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -89,10 +97,35 @@ def choice_keys(trials: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(keys)
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` on one line of at most ``width`` characters, ``...`` marking a cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(0, width - 3)] + "..."
+
+
+def terminal_width(stream: TextIO | None = None) -> int | None:
+    """The terminal's columns when ``stream`` (stdout) is one; None for a pipe or a file."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or odd stream
+        tty = False
+    return shutil.get_terminal_size((100, 24)).columns if tty else None
+
+
 def trial_table(
-    trials: Sequence[Mapping[str, Any]], metric_label: str = "METRIC", with_status: bool = True
+    trials: Sequence[Mapping[str, Any]],
+    metric_label: str = "METRIC",
+    with_status: bool = True,
+    reasons: bool = False,
+    width: int | None = None,
 ) -> str:
-    """``TRIAL STATUS <METRIC> <one column per choice key> DURATION``."""
+    """``TRIAL STATUS <METRIC> <one column per choice key> DURATION [REASON]``.
+
+    With ``reasons``, a REASON column (why a trial failed, was stopped or what a success notes) when
+    any trial has one, each cut to fit ``width`` columns (a terminal's), else to
+    :data:`PIPED_REASON_WIDTH` characters.
+    """
     keys = choice_keys(trials)
     headers = ["TRIAL", *(["STATUS"] if with_status else []), metric_label.upper(), *keys, "DURATION"]
     rows = []
@@ -105,7 +138,19 @@ def trial_table(
         row.extend(format_decision(params[key]) if key in params else "-" for key in keys)
         row.append(format_duration(trial.get("duration")))
         rows.append(row)
-    return format_table(headers, rows)
+    if not (reasons and any(trial.get("reason") for trial in trials)):
+        return format_table(headers, rows)
+    before = _table_width(headers, rows)
+    room = PIPED_REASON_WIDTH if width is None else max(MIN_REASON_WIDTH, width - before - 2)
+    for row, trial in zip(rows, trials, strict=True):
+        row.append(cut(str(trial.get("reason") or "-"), room))
+    return format_table([*headers, "REASON"], rows)
+
+
+def _table_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """The width of :func:`format_table`'s columns with their padding (its widest line)."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    return sum(widths) + 2 * (len(widths) - 1)
 
 
 def pareto_table(pareto: Mapping[str, Any]) -> str:
@@ -199,6 +244,7 @@ def status_text(
     ]
     if waiting_reason:
         rows.append(("waiting", waiting_reason))
+    rows.extend(failure_rows(experiment))
     error = experiment.get("error")
     if error:
         rows.append(("error", last_line(str(error))))
@@ -206,6 +252,24 @@ def status_text(
         rows.append(("dashboard", dashboard_url))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+
+
+def failure_rows(experiment: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Why trials failed, the commonest reason first, each with its count; then where to read more.
+
+    ``failed  exit code 1: this example needs scikit-learn installed (8)``, a line per reason
+    (at most 3, the rest counted), and ``nasctl log stderr TRIAL`` for one failed trial.
+    """
+    reasons = experiment.get("failureReasons") or []
+    lines = [
+        f"{cut(str(item.get('reason') or 'no reason recorded'), STATUS_REASON_WIDTH)} ({item.get('count', 0)})"
+        for item in reasons
+    ]
+    if others := experiment.get("otherFailures"):
+        lines.append(f"{others} more for other reasons (nasctl trial ls --status FAILED)")
+    if reasons and reasons[0].get("trialId"):
+        lines.append(f"see: nasctl log stderr {reasons[0]['trialId']}")
+    return [("failed" if i == 0 else "", line) for i, line in enumerate(lines)]
 
 
 def last_line(text: str) -> str:

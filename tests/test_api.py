@@ -23,7 +23,7 @@ Config = Callable[..., dict[str, Any]]
 EXPERIMENT_KEYS = {
     "id", "name", "status", "createdAt", "startTime", "endTime", "trialConcurrency", "maxTrialNumber",
     "maxExperimentDuration", "optimizeMode", "tuner", "trialCounts", "trialsStarted", "bestTrialId",
-    "bestMetric", "error", "experimentDir", "config",
+    "bestMetric", "error", "failureReasons", "otherFailures", "experimentDir", "config",
 }  # fmt: skip
 TRIAL_KEYS = {
     "id", "experimentId", "sequenceId", "status", "parameterId", "parameters", "startTime", "endTime",

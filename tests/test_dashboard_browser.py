@@ -187,6 +187,18 @@ def test_concurrency_is_changed_from_the_page(session: Session, served: RunningD
         served.client.post(f"/experiments/{exp['id']}/stop")
 
 
+def test_the_header_says_why_trials_failed(session: Session, served: RunningDaemon) -> None:
+    config = config_for("--no-final", trialConcurrency=1, maxTrialNumber=2, experimentName="failing")
+    exp = served.wait_for_status(served.create(config)["id"], "DONE")
+    page = open_experiment(session, served, exp["id"])
+    expect(page.locator("#failure-reasons")).to_have_text("failed: no final result (2)")
+    one = page.locator("#failure-reasons a")
+    expect(one).to_have_attribute(
+        "href", f"#/experiments/{exp['id']}/trial/{exp['failureReasons'][0]['trialId']}"
+    )
+    page.locator("#experiment-card").screenshot(path=ARTIFACTS / "dashboard-failure-reasons.png")
+
+
 def test_the_experiment_list_shows_progress_and_best_metric(
     session: Session, served: RunningDaemon, finished: dict
 ) -> None:

@@ -19,6 +19,7 @@ from manager.assessors.base import AssessorError
 from manager.assessors.registry import builtin_assessor_names, check_assessor_config
 from manager.config import nni_v1
 from manager.config.schema import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_TUNER,
     MAX_COUNT,
     ConfigError,
@@ -48,7 +49,12 @@ _RESOURCE_STEP = 0.0001
 #: Keys of trainingService that only the Ray platform reads.
 _RAY_ONLY = ("address", "resources", "placementStrategy")
 
-#: NNI v2 top-level keys (the canonical form).
+#: nasctl's own top-level key (NNI has none): stop after this many FAILED trials in a row.
+_MAX_FAILURES = "maxConsecutiveFailures"
+#: Keys whose null is a value (it turns the key's default off) rather than "not given".
+_NULL_IS_A_VALUE = (_MAX_FAILURES,)
+
+#: NNI v2 top-level keys (the canonical form), and nasctl's.
 _V2_KEYS = (
     "experimentName",
     "searchSpaceFile",
@@ -62,6 +68,7 @@ _V2_KEYS = (
     "maxTrialNumber",
     "maxExperimentDuration",
     "maxTrialDuration",
+    _MAX_FAILURES,
     "tuner",
     "assessor",
     "trainingService",
@@ -137,7 +144,7 @@ class _Parser(ValueReader):
         service: dict[str, Entry] = {}
 
         def put(target: dict[str, Entry], key: str, label: str, value: Any) -> None:
-            if value is None:
+            if value is None and key not in _NULL_IS_A_VALUE:
                 return
             if key in target:
                 raise self.fail(label, f"duplicates {target[key].label}; give only one of them")
@@ -258,6 +265,7 @@ class _Parser(ValueReader):
             max_trial_number=optional("maxTrialNumber", lambda e: self.whole(e, 1)),
             max_experiment_duration=optional("maxExperimentDuration", self.duration),
             max_trial_duration=optional("maxTrialDuration", self.duration),
+            max_consecutive_failures=self.failure_limit(get(_MAX_FAILURES)),
             tuner=tuner,
             assessor=self.assessor(get("assessor")),
             include_intermediate_results=include_intermediate,
@@ -266,6 +274,20 @@ class _Parser(ValueReader):
             ),
             objectives=objectives,
         )
+
+    def failure_limit(self, entry: Entry | None) -> int | None:
+        """maxConsecutiveFailures: the default when absent; 0 or null turn it off."""
+        if entry is None:
+            return DEFAULT_MAX_CONSECUTIVE_FAILURES
+        if entry.value is None or (is_whole(entry.value) and entry.value == 0):
+            return None
+        if not (is_whole(entry.value) and 1 <= entry.value <= MAX_COUNT):
+            raise self.fail(
+                entry.label,
+                f"must be a whole number from 1 to {MAX_COUNT} (failed trials in a row that end the "
+                f"experiment), or 0 or null to never stop for failures, got {describe(entry.value)}",
+            )
+        return int(entry.value)
 
     def objectives(
         self, entry: Entry | None, constraints: Entry | None, tuner: TunerConfig

@@ -17,6 +17,10 @@ from trials.messages import one_line
 from trials.objectives import Objectives
 
 DEFAULT_TUNER = "Random"
+#: maxConsecutiveFailures when a config does not set it: enough failures in a row to rule out bad
+#: luck (an unlucky architecture, a flaky trial), few enough that a broken trial command wastes
+#: minutes, not the budget.
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 #: Counts (concurrency, trial budget, GPUs) above this fit no database integer column.
 MAX_COUNT = 2**31 - 1
 
@@ -123,6 +127,8 @@ class ExperimentConfig:
     max_trial_number: int | None = None
     max_experiment_duration: float | None = None
     max_trial_duration: float | None = None
+    #: The experiment ends in ERROR after this many trials in a row end FAILED (None: never).
+    max_consecutive_failures: int | None = DEFAULT_MAX_CONSECUTIVE_FAILURES
     tuner: TunerConfig = field(default_factory=lambda: TunerConfig(name=DEFAULT_TUNER))
     #: Judges running trials from their intermediate results (None: every trial runs to its end).
     assessor: TunerConfig | None = None
@@ -154,6 +160,7 @@ class ExperimentConfig:
             "maxTrialNumber": self.max_trial_number,
             "maxExperimentDuration": self.max_experiment_duration,
             "maxTrialDuration": self.max_trial_duration,
+            "maxConsecutiveFailures": self.max_consecutive_failures,
             "tuner": {
                 **self.tuner.to_json(),
                 "includeIntermediateResults": self.include_intermediate_results,
@@ -191,6 +198,8 @@ class ExperimentConfig:
                 max_trial_number=obj.get("maxTrialNumber"),
                 max_experiment_duration=obj.get("maxExperimentDuration"),
                 max_trial_duration=obj.get("maxTrialDuration"),
+                # stored before the key existed: the default; stored as null: off
+                max_consecutive_failures=obj.get("maxConsecutiveFailures", DEFAULT_MAX_CONSECUTIVE_FAILURES),
                 tuner=TunerConfig.from_json(tuner),
                 assessor=None if assessor is None else TunerConfig.from_json(assessor),
                 include_intermediate_results=bool(tuner.get("includeIntermediateResults", False)),

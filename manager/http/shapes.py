@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from manager.store import ExperimentRecord, MetricRecord, Store, TrialRecord
+from manager.store import ExperimentRecord, FailureSummary, MetricRecord, Store, TrialRecord
 from trials.metrics import metric_default
 from trials.status import TrialStatus
 
 
 def experiment_json(
-    record: ExperimentRecord, counts: Mapping[TrialStatus, int], best: TrialRecord | None
+    record: ExperimentRecord,
+    counts: Mapping[TrialStatus, int],
+    best: TrialRecord | None,
+    failures: FailureSummary | None = None,
 ) -> dict[str, Any]:
+    """The experiment; ``failures`` (none when omitted) says why its FAILED trials failed."""
     config = dict(record.config)
     config.update(
         trialConcurrency=record.trial_concurrency,
@@ -36,6 +40,7 @@ def experiment_json(
         "bestTrialId": best.id if best is not None else None,
         "bestMetric": final_metric(best) if best is not None else None,
         "error": record.error,
+        **failures_json(failures or FailureSummary()),
         "experimentDir": str(record.experiment_dir),
         "config": config,
     }
@@ -45,7 +50,21 @@ def describe_experiment(store: Store, record: ExperimentRecord) -> dict[str, Any
     """:func:`experiment_json` with the experiment's trial counts and best trial read from ``store``."""
     counts = store.trial_counts([record.id])[record.id]
     best = store.best_trials(record.id, 1, record.optimize_mode)
-    return experiment_json(record, counts, best[0] if best else None)
+    failures = store.failure_summaries([record.id])[record.id]
+    return experiment_json(record, counts, best[0] if best else None, failures)
+
+
+def failures_json(failures: FailureSummary) -> dict[str, Any]:
+    """``failureReasons`` (the commonest first, at most 3) and ``otherFailures`` (FAILED for other reasons).
+
+    The counts add up to ``trialCounts.FAILED``; the full reason text is here, cut only where shown.
+    """
+    return {
+        "failureReasons": [
+            {"reason": r.reason, "count": r.count, "trialId": r.trial_id} for r in failures.reasons
+        ],
+        "otherFailures": failures.others,
+    }
 
 
 def final_metric(trial: TrialRecord) -> float | None:

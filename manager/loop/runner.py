@@ -10,7 +10,8 @@ The experiment's states (NNI's): INITIALIZED -> RUNNING -> NO_MORE_TRIAL (tuner 
 maxTrialNumber reached; running trials finish) -> DONE. maxExperimentDuration cancels the
 running trials and ends in DONE. A stop goes STOPPING -> STOPPED after every trial's process is
 gone. ERROR when the loop cannot go on (no search space, a tuner that cannot start, a tuner
-that fails with nothing running, a database that can no longer be written). Every way out of
+that fails with nothing running, a database that can no longer be written) and after
+maxConsecutiveFailures failed trials in a row (:mod:`manager.loop.failure_streak`). Every way out of
 RUNNING is one :class:`StopRequest`, set once (the first one wins) and acted on by the loop.
 Trials cut short by a stop or an error give their place in maxTrialNumber back; a deadline
 does not. See docs/architecture.md, "The loop".
@@ -35,6 +36,7 @@ from manager.loop.active_trial import ActiveTrial, TrialEnd, TrialPhase, stored_
 from manager.loop.early_stop import EarlyStopping
 from manager.loop.ending import StopRequest, room_left, seconds_text
 from manager.loop.errors import InvalidState
+from manager.loop.failure_streak import FailureStreak
 from manager.loop.follow import TrialFollower
 from manager.loop.launch import packed_parameter, submit_telling_why_it_waits
 from manager.loop.recovery import resolve_launch, settle_unwatched
@@ -117,6 +119,7 @@ class ExperimentRunner(EarlyStopping):
         self._elapsed_before = record.elapsed
         self._next_sequence = record.next_sequence_id
         self._returned = record.returned_slots
+        self._failures = FailureStreak(self.config.max_consecutive_failures)  # from zero on each start
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -180,11 +183,8 @@ class ExperimentRunner(EarlyStopping):
                 await self._cancel_all(self._stop.trial_status, self._stop.reason)
                 await self._finish(self._stop.final, run=False)
                 return
-            await self._set_status(
-                ExperimentStatus.RUNNING,
-                start_time=self.record.start_time or now_ms(),
-                end_time=None,
-            )
+            start = self.record.start_time or now_ms()
+            await self._set_status(ExperimentStatus.RUNNING, start_time=start, end_time=None)
             final = await self._loop()
             await self._drain_sessions()
             await self._finish(final)
@@ -293,13 +293,8 @@ class ExperimentRunner(EarlyStopping):
             remaining = self._remaining_duration()
             if remaining is not None and remaining <= 0:
                 limit = seconds_text(self.max_experiment_duration)
-                self._request_stop(
-                    StopRequest(
-                        ExperimentStatus.DONE,
-                        TrialStatus.SYS_CANCELED,
-                        f"experiment reached maxExperimentDuration {limit} s",
-                    )
-                )
+                reason = f"experiment reached maxExperimentDuration {limit} s"
+                self._request_stop(StopRequest(ExperimentStatus.DONE, TrialStatus.SYS_CANCELED, reason))
                 continue
             await self._start_queued_trials()
             await self._fill_slots()
@@ -522,6 +517,9 @@ class ExperimentRunner(EarlyStopping):
             )
             if active.return_slot:
                 self._returned += 1
+            if (stop := self._failures.ended(end, not active.return_slot)) and self._stop is None:
+                await self._record_error(stop.reason, None, active.id)
+                self._request_stop(stop)
         except StorageError as exc:
             self._fail_storage(exc)
         finally:

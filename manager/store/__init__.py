@@ -13,6 +13,8 @@ from manager.store.ids import new_experiment_id
 from manager.store.records import (
     EventRecord,
     ExperimentRecord,
+    FailureReason,
+    FailureSummary,
     FinalResults,
     IngestResult,
     MetricRecord,
@@ -32,6 +34,8 @@ __all__ = [
     "EventKind",
     "EventRecord",
     "ExperimentRecord",
+    "FailureReason",
+    "FailureSummary",
     "FinalResults",
     "IngestResult",
     "MetricRecord",

@@ -121,6 +121,27 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
+class FailureReason:
+    """One reason FAILED trials of an experiment share: how many, and one of them to look at."""
+
+    reason: str | None  # None: the trial ended FAILED with no reason recorded
+    count: int
+    trial_id: str  # one trial with this reason (for ``nasctl log stderr TRIAL``)
+
+
+@dataclass(frozen=True)
+class FailureSummary:
+    """Why an experiment's trials failed: the commonest reasons first, and how many failed otherwise."""
+
+    reasons: tuple[FailureReason, ...] = ()
+    others: int = 0  # FAILED trials whose reason is not among ``reasons``
+
+    @property
+    def total(self) -> int:
+        return sum(r.count for r in self.reasons) + self.others
+
+
+@dataclass(frozen=True)
 class TrialPage:
     total: int
     offset: int

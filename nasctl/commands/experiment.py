@@ -119,8 +119,9 @@ def stop(app: App, experiment_id: str | None, stop_all: bool, as_json: bool) -> 
 def status(app: App, experiment_id: str | None, as_json: bool) -> None:
     """Show an experiment's progress and best.
 
-    Status, trials done out of maxTrialNumber, running and failed counts, the best metric, the
-    last error if any, and the dashboard link. Without ID: the running experiment, else the most
+    Status, trials done out of maxTrialNumber, running and failed counts, the best metric, why
+    trials failed (the commonest reasons with their counts, and a trial whose stderr to read),
+    the last error if any, and the dashboard link. Without ID: the running experiment, else the most
     recent one (named on stderr).
     """
     from nasctl.output import status_text

@@ -49,11 +49,12 @@ def trial_ls(
 ) -> None:
     """List the trials of an experiment.
 
-    One row per trial: TRIAL STATUS METRIC, one column per choice, DURATION. --top N shows the
+    One row per trial: TRIAL STATUS METRIC, one column per choice, DURATION, and REASON (why
+    it failed or stopped; cut to the terminal's width, whole in --json). --top N shows the
     N best succeeded trials by final metric. --pareto shows the trials no other trial beats on
     every objective (the constraints met first), with one column per objective.
     """
-    from nasctl.output import trial_table
+    from nasctl.output import terminal_width, trial_table
 
     if pareto and (top or status_filter):
         raise CliError("trial ls: --pareto lists the front whole; it does not combine with --top or --status")
@@ -76,7 +77,7 @@ def trial_ls(
     if as_json:
         echo_json(trials)
     elif trials:
-        click.echo(trial_table(trials))
+        click.echo(trial_table(trials, reasons=True, width=terminal_width()))
     else:
         click.echo(
             f"experiment {exp_id} has no {'succeeded ' if top and not status_filter else ''}trials"

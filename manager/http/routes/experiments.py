@@ -35,11 +35,12 @@ def list_experiments(request: Request, state: State) -> Response:
     store = state.store
     status_text = STATUS.read(request)
     records = store.list_experiments(ExperimentStatus(status_text) if status_text else None)
-    counts = store.trial_counts([r.id for r in records])
+    ids = [r.id for r in records]
+    counts, failures = store.trial_counts(ids), store.failure_summaries(ids)
     out = []
     for record in records:
         best = store.best_trials(record.id, 1, record.optimize_mode)
-        out.append(experiment_json(record, counts[record.id], best[0] if best else None))
+        out.append(experiment_json(record, counts[record.id], best[0] if best else None, failures[record.id]))
     return SafeJSONResponse(out)
 
 

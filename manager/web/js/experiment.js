@@ -22,6 +22,7 @@ export function experimentHeader(root, { onChanged }) {
   const facts = h("div", { class: "facts" });
   const chips = h("div", { class: "chips" });
   const message = h("div", { class: "problems" });
+  const failures = h("div", { class: "problems", id: "failure-reasons", hidden: true });
   const error = h("details", { hidden: true }, h("summary", {}, "last error"), h("pre", { class: "log mono" }));
   const inputs = {
     trialConcurrency: h("input", { type: "number", min: "1", step: "1", id: "limit-concurrency" }),
@@ -37,6 +38,7 @@ export function experimentHeader(root, { onChanged }) {
       h("div", { class: "row", style: { marginBottom: "12px" } }, title, status, h("span", { class: "spacer" }), stop, resume),
       facts,
       h("div", { class: "row", style: { marginTop: "12px" } }, chips),
+      failures,
       h(
         "div",
         { class: "limits" },
@@ -103,6 +105,8 @@ export function experimentHeader(root, { onChanged }) {
         .filter(([, n]) => n > 0)
         .map(([s, n]) => h("span", { class: `badge ${s}` }, `${s} ${n}`)),
     );
+    failures.hidden = !(exp.failureReasons || []).length;
+    failures.replaceChildren(...failureLines(exp));
     if (first || resetInputs) {
       inputs.trialConcurrency.value = String(exp.trialConcurrency);
       inputs.maxTrialNumber.value = exp.maxTrialNumber === null ? "" : String(exp.maxTrialNumber);
@@ -113,6 +117,24 @@ export function experimentHeader(root, { onChanged }) {
   }
 
   return { update, get: () => exp };
+}
+
+/** Why trials failed (exp.failureReasons, commonest first, as `nasctl status` says it); each count opens one such trial. */
+function failureLines(exp) {
+  const reasons = exp.failureReasons || [];
+  const lines = reasons.map((r) =>
+    h(
+      "div",
+      { class: "failure-reason" },
+      "failed: ",
+      r.reason || "no reason recorded",
+      " (",
+      h("a", { href: `#/experiments/${exp.id}/trial/${r.trialId}`, title: "open one of these trials" }, String(r.count)),
+      ")",
+    ),
+  );
+  if (exp.otherFailures) lines.push(h("div", {}, `${exp.otherFailures} more failed for other reasons`));
+  return lines;
 }
 
 /** The overview tab: charts and the trial table. */
