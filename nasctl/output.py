@@ -80,12 +80,21 @@ def format_time(ms: int | None) -> str:
 def format_decision(value: Any) -> str:
     """One architecture decision: the candidate name, ``[a, b]`` for inputs, the value of a hyper-parameter."""
     if isinstance(value, Mapping) and ("_value" in value or "_idx" in value):
-        value = value.get("_value", value.get("_idx"))
+        value = _named(value.get("_value", value.get("_idx")), value.get("_idx"))
     if isinstance(value, list):
         return "[" + ", ".join(format_decision(v) for v in value) + "]"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _named(value: Any, index: Any) -> Any:
+    """Nameless candidates (NNI's ss_gen writes ``""`` for inputs without a key) show as ``#index``."""
+    if value == "" and isinstance(index, int):
+        return f"#{index}"
+    if isinstance(value, list) and isinstance(index, list) and len(index) == len(value):
+        return [_named(v, i) for v, i in zip(value, index, strict=True)]
+    return value
 
 
 def choice_keys(trials: Iterable[Mapping[str, Any]]) -> list[str]:

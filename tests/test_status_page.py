@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nasctl.output import status_text
+from nasctl.output import format_decision, status_text
 
 EXPERIMENT = {
     "id": "k3f9a2c1",
@@ -23,3 +23,10 @@ def test_status_shows_why_a_trial_waits() -> None:
 
 def test_status_has_no_waiting_line_when_nothing_waits() -> None:
     assert not any(line.startswith("waiting") for line in status_text(EXPERIMENT, None).splitlines())
+
+
+def test_nameless_candidates_show_as_their_index() -> None:
+    # a search space made by NNI's ss_gen names both inputs of InputChoice(n_candidates=2) ""
+    assert format_decision({"_value": [""], "_idx": [1]}) == "[#1]"
+    assert format_decision({"_value": "", "_idx": 0}) == "#0"
+    assert format_decision({"_value": ["in0", "in1"], "_idx": [0, 1]}) == "[in0, in1]"
