@@ -226,3 +226,9 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     url = postgres_server.new_database()
     yield url
     postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """A store suite's database, each test on both: None (SQLite in the home) or a fresh PostgreSQL one."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")

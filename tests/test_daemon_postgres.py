@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 import yaml
 from conftest import TRIALS_DIR
 from postgres import PostgresServer
 from waiting import wait_until
 
+from manager.daemon import Daemon, DaemonError
 from nasctl.client import Client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,3 +125,12 @@ def test_the_daemon_runs_an_experiment_on_postgresql_and_finds_it_all_after_a_re
         if (home / name).exists():
             shown += (home / name).read_text()
     assert PASSWORD not in shown
+
+
+def test_a_database_that_cannot_be_opened_is_named_without_its_password(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://nasctl:{PASSWORD}@/nasctl?host={tmp_path / 'no-server-here'}"
+    with pytest.raises(
+        DaemonError, match=r"^cannot open the database postgresql\+psycopg://nasctl:\*\*\*@/"
+    ) as caught:
+        Daemon(tmp_path / "home", db_url=url).start_in_thread()
+    assert PASSWORD not in str(caught.value) and "\n" not in str(caught.value)

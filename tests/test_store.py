@@ -12,16 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from manager.store import EventKind, ExperimentRecord, Store, TrialSort, now_ms
+from manager.store import EventKind, ExperimentRecord, Store, TrialSort, masked_url, now_ms
 from manager.training.metric_channel import read_metrics_file
 from trials.metrics import FINAL, PERIODICAL, MetricReport
 from trials.status import ExperimentStatus, TrialStatus
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str | None:
-    """The database of the test's store: None (SQLite in the home) or a fresh PostgreSQL database."""
-    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
@@ -510,3 +504,12 @@ def test_an_experiment_name_of_any_length_is_kept(store: Store, tmp_path: Path) 
     stored = store.get_experiment(exp.id)
     assert (stored.name, stored.tuner_name) == ("n" * 1000, "t" * 300)
     assert stored.config["note"] == "\u00e9\u6f22"
+
+
+def test_a_database_urls_password_is_masked_where_it_is_shown() -> None:
+    assert (
+        masked_url("postgresql+psycopg://me:pw@db.example:5432/nas")
+        == "postgresql+psycopg://me:***@db.example:5432/nas"
+    )
+    assert masked_url("sqlite:////home/me/nasctl.db") == "sqlite:////home/me/nasctl.db"
+    assert "pw" not in masked_url("not a url://me:pw@host")
