@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
-from manager.store import EventKind, ExperimentRecord, Store, TrialSort, masked_url, now_ms
+from manager.store import EventKind, ExperimentRecord, Store, TrialSort, masked_url, now_ms, storage_problem
 from manager.training.metric_channel import read_metrics_file
 from trials.metrics import FINAL, PERIODICAL, MetricReport
 from trials.status import ExperimentStatus, TrialStatus
@@ -513,3 +514,12 @@ def test_a_database_urls_password_is_masked_where_it_is_shown() -> None:
     )
     assert masked_url("sqlite:////home/me/nasctl.db") == "sqlite:////home/me/nasctl.db"
     assert "pw" not in masked_url("not a url://me:pw@host")
+
+
+def test_a_full_or_read_only_postgresql_server_is_a_storage_problem() -> None:
+    errors = pytest.importorskip("psycopg.errors")
+    full = OperationalError("INSERT", {}, errors.DiskFull("could not extend file"))
+    read_only = OperationalError("INSERT", {}, errors.ReadOnlySqlTransaction("read-only transaction"))
+    assert storage_problem(full) == "the database server's disk is full"
+    assert storage_problem(read_only) == "the database is read-only"
+    assert storage_problem(OperationalError("SELECT", {}, errors.UndefinedTable("no table"))) is None
