@@ -13,7 +13,16 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
-from manager.store import EventKind, ExperimentRecord, Store, TrialSort, masked_url, now_ms, storage_problem
+from manager.store import (
+    DatabaseInUse,
+    EventKind,
+    ExperimentRecord,
+    Store,
+    TrialSort,
+    masked_url,
+    now_ms,
+    storage_problem,
+)
 from manager.training.metric_channel import read_metrics_file
 from trials.metrics import FINAL, PERIODICAL, MetricReport
 from trials.status import ExperimentStatus, TrialStatus
@@ -523,3 +532,13 @@ def test_a_full_or_read_only_postgresql_server_is_a_storage_problem() -> None:
     assert storage_problem(full) == "the database server's disk is full"
     assert storage_problem(read_only) == "the database is read-only"
     assert storage_problem(OperationalError("SELECT", {}, errors.UndefinedTable("no table"))) is None
+
+
+def test_a_second_store_on_the_same_postgresql_database_is_refused(postgres_url: str, tmp_path: Path) -> None:
+    first = Store.open(tmp_path / "one", postgres_url)
+    try:
+        with pytest.raises(DatabaseInUse, match=r"^another nasctl daemon uses the database postgresql"):
+            Store.open(tmp_path / "two", postgres_url)
+    finally:
+        first.close()
+    Store.open(tmp_path / "two", postgres_url).close()  # free again once the first one closed

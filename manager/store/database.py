@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -42,6 +42,22 @@ def masked_url(db_url: str) -> str:
         return db_url.split("@", 1)[-1] if "@" in db_url else db_url
 
 
+class DatabaseInUse(RuntimeError):
+    """A server database that another store (another daemon's) has open."""
+
+
+#: The PostgreSQL advisory lock that says "a nasctl store has this database open" ("nasctl").
+POSTGRES_LOCK_KEY = 0x6E617363746C
+
+
+def _lock_postgres(session: Session) -> bool:
+    """One writer per database, as SQLite's home lock gives: a session-level advisory lock on the
+    writer's one connection, held until the store closes (or the connection drops: a daemon killed)."""
+    return bool(
+        session.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": POSTGRES_LOCK_KEY}).scalar()
+    )
+
+
 class Database:
     """One database: a writer thread with one connection, a pool of readers. Thread-safe.
 
@@ -59,6 +75,11 @@ class Database:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasctl-db-writer")
         self._writer_ident: int | None = None
         self._writer.submit(self._remember_writer).result()
+        if self._write_engine.dialect.name == "postgresql" and not self._write(_lock_postgres):
+            self._writer.shutdown(wait=True)
+            self._write_engine.dispose()
+            self._read_engine.dispose()
+            raise DatabaseInUse(f"another nasctl daemon uses the database {masked_url(db_url)}")
         self._write(create_schema)
         self._closed = False
         if reserve is not None:
