@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench crash-stress clean browser gpu-wheels
+.PHONY: setup demo test lint bench crash-stress clean browser postgres gpu-wheels
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 # One pytest run. Its Ray group (tests/test_ray_netns.py, ~1 min) runs a real Ray cluster inside a
 # network namespace: it needs root (or user namespaces) and fails without; NASCTL_SKIP_RAY=1 skips it.
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -q
 
 # The dashboard's browser tests drive Debian's Chromium through Playwright (which never downloads a
@@ -33,6 +33,15 @@ browser:
 	  $(APT) install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
 	  { $(APT) update -q >/dev/null && $(APT) install -y -q --no-install-recommends chromium >/dev/null; } || \
 	  echo "warning: could not install chromium: the browser tests will be skipped"; }
+
+# The store's tests run on SQLite and on a throwaway PostgreSQL server that they start themselves
+# (tests/postgres.py): install Debian's postgresql when missing. Without it those tests skip,
+# unless NASCTL_REQUIRE_POSTGRES=1. Only its binaries are used (not a cluster apt may set up).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing Debian's postgresql for the store's tests"; \
+	  $(APT) install -y -q --no-install-recommends postgresql >/dev/null 2>&1 || \
+	  { $(APT) update -q >/dev/null && $(APT) install -y -q --no-install-recommends postgresql >/dev/null; } || \
+	  echo "warning: could not install postgresql: the PostgreSQL tests will be skipped"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

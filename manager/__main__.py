@@ -15,6 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The database URL from the environment (how ``nasctl manager start`` passes it): not on the
+#: command line, which every user of the machine can read; removed once read, so trials lack it.
+DB_URL_ENV = "NASCTL_DB_URL"
+
 
 def _default_home() -> Path:
     return Path(os.environ.get("NASCTL_HOME") or Path.home() / ".nasctl").expanduser()
@@ -29,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=0, help="port to listen on (default 0: a free one)")
-    serve.add_argument("--db-url", default=None, help="SQLAlchemy database URL (default sqlite in the home)")
+    serve.add_argument(
+        "--db-url",
+        default=None,
+        help=f"SQLAlchemy database URL (default ${DB_URL_ENV}, else SQLite in the home); a password is"
+        f" better passed in ${DB_URL_ENV}, which other users cannot read (they can read the command line)",
+    )
     serve.add_argument(
         "--allow-remote",
         action="store_true",
@@ -74,6 +83,7 @@ def _byte_count(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    db_url = args.db_url or os.environ.pop(DB_URL_ENV, None) or None
     home = (args.home or _default_home()).expanduser()
     from manager.daemon import REMOTE_WARNING, Daemon, DaemonError, is_loopback
 
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kill_grace is not None:
         options["kill_grace"] = args.kill_grace
     daemon = Daemon(
-        home, host=args.host, port=args.port, db_url=args.db_url, allow_remote=args.allow_remote, **options
+        home, host=args.host, port=args.port, db_url=db_url, allow_remote=args.allow_remote, **options
     )
 
     def started(port: int, _token: str) -> None:

@@ -40,7 +40,7 @@ from manager.http.app import create_app
 from manager.http.guard import MAX_BODY_BYTES, RequestGuard
 from manager.http.state import VERSION, ApiState
 from manager.loop.experiments import ExperimentManager
-from manager.store import Store
+from manager.store import Store, masked_url
 from manager.training.registry import DEFAULT_MAX_LOG_BYTES
 from trials.messages import one_line
 
@@ -237,7 +237,7 @@ class Daemon:
         try:
             return Store.open(self.home, self.db_url)
         except Exception as exc:
-            where = self.db_url or str(self.home / "nasctl.db")
+            where = masked_url(self.db_url) if self.db_url else str(self.home / "nasctl.db")
             raise DaemonError(f"cannot open the database {where}: {one_line(exc)}") from None
 
     @contextlib.asynccontextmanager

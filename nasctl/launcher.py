@@ -165,8 +165,6 @@ def start_daemon(
     command = [sys.executable, "-m", "manager", "serve", "--home", str(home), "--port", str(port)]
     if host:
         command += ["--host", host]
-    if db_url:
-        command += ["--db-url", db_url]
     if allow_remote:
         command.append("--allow-remote")
     stderr_path = home / STDERR_FILE
@@ -185,6 +183,8 @@ def start_daemon(
             cwd=home,
             start_new_session=True,
             close_fds=True,
+            # the URL may hold a password: in the environment (this user's), not the command line (everyone's)
+            env={**os.environ, "NASCTL_DB_URL": db_url} if db_url else None,
         )
     deadline = time.monotonic() + timeout
     while True:

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from postgres import REQUIRED as POSTGRES_REQUIRED
+from postgres import PostgresServer, postgres_problem, start_postgres
 from waiting import wait_until
 
 from manager.daemon import Daemon
@@ -201,3 +203,32 @@ def fast_config(tmp_path: Path) -> Callable[..., dict[str, Any]]:
         return config
 
     return build
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (skips without one, unless NASCTL_REQUIRE_POSTGRES=1)."""
+    problem = postgres_problem()
+    if problem is not None:
+        if POSTGRES_REQUIRED:
+            raise RuntimeError(
+                f"PostgreSQL tests required (NASCTL_REQUIRE_POSTGRES=1) but cannot run: {problem}"
+            )
+        pytest.skip(problem)
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """A store suite's database, each test on both: None (SQLite in the home) or a fresh PostgreSQL one."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")

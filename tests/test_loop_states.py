@@ -189,9 +189,9 @@ def scenario_with(
     ``trial_script``, on its own event loop (no pytest-asyncio here)."""
 
     def scenario(body: Callable[[Lab], Coroutine[Any, Any, None]]) -> Callable[[Path], None]:
-        def test(tmp_path: Path) -> None:
+        def test(tmp_path: Path, db_url: str | None) -> None:  # on SQLite and PostgreSQL
             async def main() -> None:
-                store = Store.open(tmp_path)
+                store = Store.open(tmp_path, db_url)
                 cluster = SimulatedCluster(Clock(speed=speed), trial_script)
                 lab = Lab(tmp_path, store, cluster, None)  # type: ignore[arg-type]
                 lab.manager = lab.new_manager()

@@ -6,6 +6,7 @@ statements), ``records`` (what queries return), ``ids``, ``disk`` (storage failu
 reserve), ``database`` (the writer thread), and one query module per resource.
 """
 
+from manager.store.database import DatabaseInUse, masked_url
 from manager.store.disk import RESERVE_BYTES, RESERVE_SUFFIX, StorageError, storage_problem
 from manager.store.events import EventKind
 from manager.store.experiments import KEEP
@@ -31,6 +32,7 @@ __all__ = [
     "KEEP",
     "RESERVE_BYTES",
     "RESERVE_SUFFIX",
+    "DatabaseInUse",
     "EventKind",
     "EventRecord",
     "ExperimentRecord",
@@ -46,6 +48,7 @@ __all__ = [
     "TrialRecord",
     "TrialSort",
     "TunerCheckpoint",
+    "masked_url",
     "new_experiment_id",
     "now_ms",
     "storage_problem",

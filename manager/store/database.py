@@ -1,6 +1,7 @@
 """The store's plumbing: engines, the one writer thread, transactions, and room on a full disk.
 
-SQLAlchemy 2 over SQLite in WAL mode (``$NASCTL_HOME/nasctl.db``) or any SQLAlchemy URL.
+SQLAlchemy 2 over SQLite in WAL mode (``$NASCTL_HOME/nasctl.db``) or any SQLAlchemy URL
+(PostgreSQL is tested: ``postgresql+psycopg://...``; the reserve and WAL are SQLite's only).
 SQLite allows one writer at a time, and a second writer waits or fails with "database is
 locked"; so every write goes through ONE thread that owns ONE connection, in submission order.
 Readers use their own pooled connections and, thanks to WAL, never wait for the writer.
@@ -21,9 +22,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from manager.store.disk import RESERVE_SUFFIX, StorageError, make_reserve, storage_problem
@@ -31,6 +32,30 @@ from manager.store.schema import create_schema, sqlite_pragmas
 
 T = TypeVar("T")
 D = TypeVar("D", bound="Database")
+
+
+def masked_url(db_url: str) -> str:
+    """The URL as it may be shown (logs, errors): its password, if any, as ``***``."""
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return db_url.split("@", 1)[-1] if "@" in db_url else db_url
+
+
+class DatabaseInUse(RuntimeError):
+    """A server database that another store (another daemon's) has open."""
+
+
+#: The PostgreSQL advisory lock that says "a nasctl store has this database open" ("nasctl").
+POSTGRES_LOCK_KEY = 0x6E617363746C
+
+
+def _lock_postgres(session: Session) -> bool:
+    """One writer per database, as SQLite's home lock gives: a session-level advisory lock on the
+    writer's one connection, held until the store closes (or the connection drops: a daemon killed)."""
+    return bool(
+        session.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": POSTGRES_LOCK_KEY}).scalar()
+    )
 
 
 class Database:
@@ -50,6 +75,11 @@ class Database:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasctl-db-writer")
         self._writer_ident: int | None = None
         self._writer.submit(self._remember_writer).result()
+        if self._write_engine.dialect.name == "postgresql" and not self._write(_lock_postgres):
+            self._writer.shutdown(wait=True)
+            self._write_engine.dispose()
+            self._read_engine.dispose()
+            raise DatabaseInUse(f"another nasctl daemon uses the database {masked_url(db_url)}")
         self._write(create_schema)
         self._closed = False
         if reserve is not None:
@@ -76,7 +106,14 @@ class Database:
             )
             event.listen(engine, "connect", sqlite_pragmas)
             return engine
-        return create_engine(self.db_url, pool_size=pool_size, pool_pre_ping=True)
+        # A server database: the writer keeps its one connection, readers may burst past the pool;
+        # pre-ping, since a server may close an idle connection (a restart, an idle timeout).
+        return create_engine(
+            self.db_url,
+            pool_size=pool_size,
+            max_overflow=0 if pool_size == 1 else 8,
+            pool_pre_ping=True,
+        )
 
     def _remember_writer(self) -> None:
         self._writer_ident = threading.get_ident()
@@ -101,7 +138,7 @@ class Database:
             raise StorageError(f"cannot write the database {self._where()}: {problem}") from exc
 
     def _where(self) -> str:
-        return self._write_engine.url.database or self.db_url if self._is_sqlite else self.db_url
+        return self._write_engine.url.database or self.db_url if self._is_sqlite else masked_url(self.db_url)
 
     def make_room(self) -> bool:
         """After a :class:`StorageError`: free the reserve and fold the WAL into the database.

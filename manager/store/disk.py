@@ -36,6 +36,13 @@ _OS_STORAGE_ERRNOS = {
     errno.EIO: "disk I/O error",
 }
 
+#: PostgreSQL's SQLSTATEs for the same failures (psycopg's ``sqlstate``), on the server's disk.
+_POSTGRES_STORAGE_STATES = {
+    "53100": "the database server's disk is full",
+    "25006": "the database is read-only",
+    "58030": "the database server's disk I/O failed",
+}
+
 
 def storage_problem(exc: BaseException) -> str | None:
     """What a storage failure is in words (disk full, read-only, I/O), or None for other errors."""
@@ -45,6 +52,9 @@ def storage_problem(exc: BaseException) -> str | None:
     code = getattr(original, "sqlite_errorcode", None)
     if isinstance(code, int) and code & 0xFF in _SQLITE_STORAGE_CODES:
         return _SQLITE_STORAGE_CODES[code & 0xFF]
+    state = getattr(original, "sqlstate", None)
+    if state in _POSTGRES_STORAGE_STATES:
+        return _POSTGRES_STORAGE_STATES[state]
     text = str(original if original is not None else exc).lower()
     for needle, words in (
         ("disk is full", "the disk is full"),

@@ -7,10 +7,52 @@ frozen records of :mod:`manager.store.records`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    inspect,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import TypeEngine
+
+
+class StoredJSON(TypeDecorator[Any]):
+    """JSON that keeps NaN and infinities on every database.
+
+    SQLite's JSON column is text written by ``json.dumps`` (``NaN`` included); PostgreSQL's
+    ``json`` rejects NaN, so there the same text goes in a TEXT column. A metric reported as NaN
+    reads back as NaN on both. Python's None is JSON ``null``, as with SQLAlchemy's JSON (SQL
+    NULL only where the column was left out).
+    """
+
+    impl = JSON
+    cache_ok = True
+    should_evaluate_none = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(Text() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return json.dumps(value) if dialect.name == "postgresql" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return json.loads(value) if dialect.name == "postgresql" and value is not None else value
+
+
+#: Milliseconds since the epoch (and byte offsets) pass 2**31: BIGINT, which is INTEGER on SQLite.
+Millis = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -21,18 +63,18 @@ class ExperimentRow(Base):
     __tablename__ = "experiments"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    search_space: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[int] = mapped_column(Integer)
-    start_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    end_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    config: Mapped[dict[str, Any]] = mapped_column(StoredJSON)
+    search_space: Mapped[dict[str, Any] | None] = mapped_column(StoredJSON, nullable=True)
+    created_at: Mapped[int] = mapped_column(Millis)
+    start_time: Mapped[int | None] = mapped_column(Millis, nullable=True)
+    end_time: Mapped[int | None] = mapped_column(Millis, nullable=True)
     trial_concurrency: Mapped[int] = mapped_column(Integer)
     max_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_experiment_duration: Mapped[float | None] = mapped_column(Float, nullable=True)
     optimize_mode: Mapped[str] = mapped_column(String(16))
-    tuner_name: Mapped[str] = mapped_column(String(255))
+    tuner_name: Mapped[str] = mapped_column(Text)
     #: Seconds the experiment has been active (RUNNING or NO_MORE_TRIAL) in earlier runs.
     elapsed: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -65,29 +107,29 @@ class TrialRow(Base):
     experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     sequence_id: Mapped[int] = mapped_column(Integer)
     parameter_id: Mapped[int] = mapped_column(Integer)
-    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parameters: Mapped[dict[str, Any]] = mapped_column(StoredJSON)
     status: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[int] = mapped_column(Integer)
-    start_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    end_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[int] = mapped_column(Millis)
+    start_time: Mapped[int | None] = mapped_column(Millis, nullable=True)
+    end_time: Mapped[int | None] = mapped_column(Millis, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     signal: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     waiting_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     final_metric: Mapped[float | None] = mapped_column(Float, nullable=True)
-    final_metric_data: Mapped[Any] = mapped_column(JSON, nullable=True)
-    gpus: Mapped[list[int]] = mapped_column(JSON, default=list)
+    final_metric_data: Mapped[Any] = mapped_column(StoredJSON, nullable=True)
+    gpus: Mapped[list[int]] = mapped_column(StoredJSON, default=list)
     trial_dir: Mapped[str] = mapped_column(Text)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     pid_create_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: Bytes of metrics.jsonl already stored; moves in the same transaction as the metrics.
-    metrics_offset: Mapped[int] = mapped_column(Integer, default=0)
+    metrics_offset: Mapped[int] = mapped_column(Millis, default=0)
     #: The stored tuner checkpoint already knows this trial's final result / its end.
     result_in_checkpoint: Mapped[bool] = mapped_column(default=False)
     end_in_checkpoint: Mapped[bool] = mapped_column(default=False)
     #: When the loop committed its intent to start this trial's process (ms): set before anything
     #: starts, so that after a crash a WAITING trial with it may have a process to find.
-    launch_requested: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    launch_requested: Mapped[int | None] = mapped_column(Millis, nullable=True)
     #: EARLY_STOPPED trials: how many intermediate results it had reported when the assessor stopped it.
     stop_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
@@ -113,9 +155,9 @@ class MetricRow(Base):
     trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(16))
     sequence: Mapped[int] = mapped_column(Integer)
-    value: Mapped[Any] = mapped_column(JSON)
+    value: Mapped[Any] = mapped_column(StoredJSON)
     default_value: Mapped[float | None] = mapped_column(Float, nullable=True)
-    time: Mapped[int] = mapped_column(Integer)
+    time: Mapped[int] = mapped_column(Millis)
 
 
 class EventRow(Base):
@@ -125,10 +167,10 @@ class EventRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     experiment_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     trial_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    time: Mapped[int] = mapped_column(Integer)
+    time: Mapped[int] = mapped_column(Millis)
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
-    data: Mapped[Any] = mapped_column(JSON, nullable=True)
+    data: Mapped[Any] = mapped_column(StoredJSON, nullable=True)
 
 
 class AssessorCheckpointRow(Base):
@@ -139,8 +181,8 @@ class AssessorCheckpointRow(Base):
     experiment_id: Mapped[str] = mapped_column(
         ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     )
-    time: Mapped[int] = mapped_column(Integer)
-    state: Mapped[Any] = mapped_column(JSON)
+    time: Mapped[int] = mapped_column(Millis)
+    state: Mapped[Any] = mapped_column(StoredJSON)
 
 
 class TunerCheckpointRow(Base):
@@ -149,14 +191,14 @@ class TunerCheckpointRow(Base):
     experiment_id: Mapped[str] = mapped_column(
         ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     )
-    time: Mapped[int] = mapped_column(Integer)
-    state: Mapped[Any] = mapped_column(JSON)
+    time: Mapped[int] = mapped_column(Millis)
+    state: Mapped[Any] = mapped_column(StoredJSON)
 
 
 #: Indexes of earlier versions that newer ones replace (left in an old home, they only slow writes).
 RETIRED_INDEXES = ("ix_trials_experiment_status", "ix_trials_experiment_final_metric")
-#: Columns later versions added to a table, with their SQL type: a home made before gets them.
-ADDED_COLUMNS = {"trials": {"launch_requested": "INTEGER", "stop_step": "INTEGER"}}
+#: Columns later versions added to a table: a home made before gets them (typed as in the table).
+ADDED_COLUMNS = {"trials": ("launch_requested", "stop_step")}
 
 
 def create_schema(session: Session) -> None:
@@ -164,9 +206,10 @@ def create_schema(session: Session) -> None:
     connection = session.connection()
     Base.metadata.create_all(connection)
     for table, columns in ADDED_COLUMNS.items():
-        present = {row[1] for row in connection.exec_driver_sql(f"PRAGMA table_info({table})")}
-        for name, sql_type in columns.items():
+        present = {column["name"] for column in inspect(connection).get_columns(table)}
+        for name in columns:
             if name not in present:
+                sql_type = Base.metadata.tables[table].c[name].type.compile(connection.dialect)
                 connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
     for name in RETIRED_INDEXES:
         connection.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")

@@ -174,7 +174,7 @@ class TrialPageQueries(Database):
                     present = by_duration
                 groups = [(selected - missing, present), (missing, in_order([*where, key.is_(None)], seq))]
             wanted: list[int] = []
-            skip = offset
+            skip = max(0, offset)  # PostgreSQL refuses a negative OFFSET; SQLite reads it as 0
             for size, fetch in groups:
                 if len(wanted) >= limit:
                     break
