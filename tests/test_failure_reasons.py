@@ -22,8 +22,9 @@ from trials.status import TrialStatus
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path)
+def store(db_url: str | None, tmp_path: Path) -> Iterator[Store]:
+    """On both databases, as the store's own suite (the summary is one GROUP BY in SQL)."""
+    opened = Store.open(tmp_path, db_url)
     yield opened
     opened.close()
 
