@@ -262,6 +262,11 @@ def test_a_bad_database_url_fails_with_one_error_line(tmp_path: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_a_database_other_than_sqlite_or_postgresql_is_refused_naming_both(tmp_path: Path) -> None:
+    with pytest.raises(DaemonError, match=r"^cannot open the database mysql://u:\*\*\*@h/db: .*not mysql"):
+        Daemon(tmp_path / "home", db_url="mysql://u:secret@h/db").start_in_thread()
+
+
 def test_a_database_url_puts_the_data_where_it_says(
     tmp_path: Path, daemon_factory: Callable[..., RunningDaemon]
 ) -> None:

@@ -1,7 +1,7 @@
 """The store's plumbing: engines, the one writer thread, transactions, and room on a full disk.
 
-SQLAlchemy 2 over SQLite in WAL mode (``$NASCTL_HOME/nasctl.db``) or any SQLAlchemy URL
-(PostgreSQL is tested: ``postgresql+psycopg://...``; the reserve and WAL are SQLite's only).
+SQLAlchemy 2 over SQLite in WAL mode (``$NASCTL_HOME/nasctl.db``) or PostgreSQL
+(``postgresql+psycopg://...``; the reserve and WAL are SQLite's only); other databases are refused.
 SQLite allows one writer at a time, and a second writer waits or fails with "database is
 locked"; so every write goes through ONE thread that owns ONE connection, in submission order.
 Readers use their own pooled connections and, thanks to WAL, never wait for the writer.
@@ -42,6 +42,22 @@ def masked_url(db_url: str) -> str:
         return db_url.split("@", 1)[-1] if "@" in db_url else db_url
 
 
+#: The databases the store's test suite runs on; others are refused rather than half-working.
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+def _check_backend(db_url: str) -> None:
+    try:
+        backend = make_url(db_url).get_backend_name()
+    except (ArgumentError, ValueError):
+        return  # create_engine names what is wrong with the URL itself
+    if backend not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"the store runs on SQLite (sqlite:///PATH) or PostgreSQL (postgresql+psycopg://...), "
+            f"not {backend}"
+        )
+
+
 class DatabaseInUse(RuntimeError):
     """A server database that another store (another daemon's) has open."""
 
@@ -67,6 +83,7 @@ class Database:
     """
 
     def __init__(self, db_url: str, reserve: Path | None = None) -> None:
+        _check_backend(db_url)
         self.db_url = db_url
         self.reserve = reserve
         self._is_sqlite = db_url.startswith("sqlite")
