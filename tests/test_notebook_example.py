@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +37,6 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, fl
     home = work.parent / "home"
     saved = dict(os.environ)
     os.environ["NASCTL_HOME"] = str(home)  # the kernel inherits this process's environment
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     notebook = nbformat.read(work / "notebook" / NOTEBOOK.name, as_version=4)
     client = nbclient.NotebookClient(
