@@ -199,6 +199,18 @@ def test_the_header_says_why_trials_failed(session: Session, served: RunningDaem
     page.locator("#experiment-card").screenshot(path=ARTIFACTS / "dashboard-failure-reasons.png")
 
 
+def test_the_header_shows_what_ended_the_experiment_unfolded(session: Session, served: RunningDaemon) -> None:
+    config = config_for(
+        "--no-final", trialConcurrency=1, maxTrialNumber=4, maxConsecutiveFailures=2, experimentName="ended"
+    )
+    exp = served.wait_for_status(served.create(config)["id"], "ERROR")
+    page = open_experiment(session, served, exp["id"])
+    expect(page.locator("#experiment-error summary")).to_have_text(
+        "error: stopped after 2 consecutive failed trials (maxConsecutiveFailures: 2); "
+        "the last: no final result"
+    )
+
+
 def test_the_experiment_list_shows_progress_and_best_metric(
     session: Session, served: RunningDaemon, finished: dict
 ) -> None:

@@ -23,7 +23,7 @@ export function experimentHeader(root, { onChanged }) {
   const chips = h("div", { class: "chips" });
   const message = h("div", { class: "problems" });
   const failures = h("div", { class: "problems", id: "failure-reasons", hidden: true });
-  const error = h("details", { hidden: true }, h("summary", {}, "last error"), h("pre", { class: "log mono" }));
+  const error = h("details", { hidden: true, id: "experiment-error" }, h("summary", {}, "error"), h("pre", { class: "log mono" }));
   const inputs = {
     trialConcurrency: h("input", { type: "number", min: "1", step: "1", id: "limit-concurrency" }),
     maxTrialNumber: h("input", { type: "number", min: "1", step: "1", id: "limit-trials", placeholder: "no limit" }),
@@ -113,6 +113,9 @@ export function experimentHeader(root, { onChanged }) {
       inputs.maxExperimentDuration.value = exp.maxExperimentDuration === null ? "" : String(exp.maxExperimentDuration);
     }
     error.hidden = !exp.error;
+    // the first line says what happened (a traceback, if any, follows it): shown, not folded away
+    const firstLine = (exp.error || "").split("\n")[0];
+    error.querySelector("summary").textContent = `error: ${firstLine.length > 200 ? firstLine.slice(0, 199) + "…" : firstLine}`;
     error.querySelector("pre").textContent = exp.error || "";
   }
 
