@@ -23,10 +23,11 @@ import psutil
 import pytest
 import yaml
 from conftest import ctrl_c_acts
+from daemons import shut_down
 from waiting import wait_until
 
 from nasctl.client import Client, DaemonInfo
-from nasctl.launcher import LauncherError, pid_alive, stop_daemon
+from nasctl.launcher import pid_alive
 
 REPO = Path(__file__).resolve().parents[1]
 TRIAL_DIR = REPO / "tests" / "trials"
@@ -107,13 +108,6 @@ def wait_running_trials(home: Path, exp_id: str, n: int = 1) -> None:
             lambda: client.get_experiment(exp_id)["trialCounts"].get("RUNNING", 0) >= n,
             what=f"{n} running trial(s) of {exp_id}",
         )
-
-
-def shut_down(home: Path) -> None:
-    try:
-        stop_daemon(home, timeout=60)
-    except LauncherError:
-        stop_daemon(home, force=True, timeout=10)
 
 
 def one_error_line(stderr: str) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import create, nasctl, nasctl_json, shut_down, wait_finished, write_config
+from daemons import shut_down
+from test_cli import create, nasctl, nasctl_json, wait_finished, write_config
 
 from manager.store import ExperimentRecord, FailureSummary, Store
 from nasctl.output import PIPED_REASON_WIDTH, status_text, terminal_width, trial_table

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from daemons import shut_down
 
 from nasctl.client import Client, DaemonInfo
 from nasctl.launcher import (
@@ -62,10 +63,7 @@ def closed_port() -> int:
 def home(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "home"
     yield path
-    try:
-        stop_daemon(path, timeout=30)
-    except LauncherError:
-        stop_daemon(path, force=True, timeout=10)
+    shut_down(path, timeout=30)
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemons import shut_down
 from nni_porting import IMPORT, ROOT, line_table, module_table, port
-from test_cli import client_of, nasctl, shut_down, wait_finished
+from test_cli import client_of, nasctl, wait_finished
 
 from manager.config import ConfigError, parse_config
 from manager.loop.ss_gen import generate_search_space

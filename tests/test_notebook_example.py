@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from nasctl.launcher import LauncherError, stop_daemon
+from daemons import shut_down
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "examples" / "notebook" / "digits_search.ipynb"
@@ -52,10 +51,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, fl
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        try:
-            stop_daemon(home, timeout=60)
-        except LauncherError:
-            stop_daemon(home, force=True, timeout=10)
+        shut_down(home)
 
 
 def text_of(cell: Any) -> str:

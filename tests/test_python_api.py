@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
+from daemons import shut_down
 
 import nasctl
 from nasctl.api.records import Trial
-from nasctl.launcher import DaemonState, LauncherError, probe, stop_daemon
+from nasctl.launcher import DaemonState, probe
 from trials.status import ExperimentStatus, TrialStatus
 
 TESTS = Path(__file__).resolve().parent
@@ -41,13 +42,6 @@ def config(**overrides: Any) -> dict[str, Any]:
     }
     base.update(overrides)
     return base
-
-
-def shut_down(home: Path) -> None:
-    try:
-        stop_daemon(home, timeout=60)
-    except LauncherError:
-        stop_daemon(home, force=True, timeout=10)
 
 
 def expected_value(trial: Trial) -> float:

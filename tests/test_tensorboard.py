@@ -24,6 +24,7 @@ import httpx
 import psutil
 import pytest
 import yaml
+from daemons import shut_down
 from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
 from tensorboard.util.tensor_util import make_ndarray
 from waiting import wait_until
@@ -31,7 +32,6 @@ from waiting import wait_until
 from manager.training import ray_runner
 from manager.training.ray_files import zip_folder
 from nasctl.client import Client
-from nasctl.launcher import LauncherError, stop_daemon
 from nasctl.tensorboard_runs import MISSING_TENSORBOARD, TensorBoardRuns, run_name, scalars
 from trials import env
 
@@ -92,10 +92,7 @@ def ops_name(trial: dict[str, Any]) -> str:
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("tb") / "home"
     yield path
-    try:
-        stop_daemon(path, timeout=60)
-    except LauncherError:
-        stop_daemon(path, force=True, timeout=10)
+    shut_down(path)
 
 
 def start(home: Path, folder: Path, command: str = "python3 tensorboard_trial.py") -> str:
