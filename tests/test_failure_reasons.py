@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from daemons import shut_down
 from test_cli import create, nasctl, nasctl_json, wait_finished, write_config
+from test_store import new_experiment
 
-from manager.store import ExperimentRecord, FailureSummary, Store
+from manager.store import FailureSummary, Store
 from nasctl.output import PIPED_REASON_WIDTH, status_text, terminal_width, trial_table
 from trials.status import TrialStatus
 
@@ -28,20 +29,6 @@ def store(db_url: str | None, tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(tmp_path, db_url)
     yield opened
     opened.close()
-
-
-def new_experiment(store: Store, tmp_path: Path) -> ExperimentRecord:
-    return store.create_experiment(
-        name="exp",
-        config={"trialCommand": "true"},
-        search_space=None,
-        trial_concurrency=1,
-        max_trial_number=None,
-        max_experiment_duration=None,
-        optimize_mode="maximize",
-        tuner_name="Random",
-        experiments_root=tmp_path / "experiments",
-    )
 
 
 def ended(store: Store, exp_id: str, status: TrialStatus, reason: str | None) -> str:
