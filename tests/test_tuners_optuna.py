@@ -22,7 +22,7 @@ from spaces import inputs, layer, space
 
 from manager.config import TunerConfig
 from manager.tuners.base import Tuner, TunerError
-from manager.tuners.optuna_space import MAX_SUBSETS, axes_for, axis_for
+from manager.tuners.optuna_space import MAX_SUBSETS, axes_for, axis_for, neighbour
 from manager.tuners.registry import check_tuner_config, create_tuner
 from trials.errors import SearchSpaceError
 from trials.objectives import Objectives
@@ -164,6 +164,21 @@ def test_picks_never_choose_an_input_twice() -> None:
         chosen = tuner.generate_parameters(parameter_id)["x"]["_idx"]
         assert len(set(chosen)) == 5
         tuner.receive_trial_result(parameter_id, {}, float(sum(chosen)))
+
+
+def test_a_neighbour_moves_exactly_the_named_parameters_within_their_distributions() -> None:
+    distributions = {
+        "c": CategoricalDistribution(["a", "b", "c"]),
+        "i": IntDistribution(0, 100),
+        "f": FloatDistribution(1e-4, 1.0, log=True),
+        "kept": CategoricalDistribution([0, 1]),
+    }
+    params = {"c": "a", "i": 50, "f": 0.01, "kept": 1}
+    rng = random.Random(0)
+    for _ in range(50):
+        moved = neighbour(params, distributions, ["c", "i", "f"], rng)
+        assert moved["kept"] == 1 and moved["c"] != "a" and moved["i"] != 50 and abs(moved["i"] - 50) <= 10
+        assert moved["c"] in ("b", "c") and 1e-4 <= moved["f"] <= 1.0 and moved["f"] != 0.01
 
 
 def test_a_nested_choice_is_refused_naming_its_key() -> None:

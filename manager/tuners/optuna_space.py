@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -224,3 +225,31 @@ def _raw(choice: HyperParameterSpec, value: float, distribution: BaseDistributio
     else:
         raw = value
     return min(max(float(raw), distribution.low), distribution.high)
+
+
+def neighbour(
+    params: Mapping[str, Any],
+    distributions: Mapping[str, BaseDistribution],
+    names: list[str],
+    rng: random.Random,
+) -> dict[str, Any]:
+    """``params`` with each parameter of ``names`` moved: another category, or a random step of
+    about a tenth of the range (on the log axis for a log distribution)."""
+    moved = dict(params)
+    for name in names:
+        distribution, value = distributions[name], params[name]
+        if isinstance(distribution, CategoricalDistribution):
+            moved[name] = rng.choice([c for c in distribution.choices if c != value] or [value])
+        elif isinstance(distribution, IntDistribution):
+            others = [i for i in range(distribution.low, distribution.high + 1) if i != value]
+            scale = max(1, round(0.1 * len(others)))
+            near = [i for i in others if abs(i - value) <= scale]
+            moved[name] = rng.choice(near or others or [value])
+        else:
+            assert isinstance(distribution, FloatDistribution)
+            low, high = distribution.low, distribution.high
+            axis = math.log if distribution.log else float
+            point = axis(value) + rng.gauss(0.0, 0.1 * (axis(high) - axis(low)))
+            point = math.exp(point) if distribution.log else point
+            moved[name] = min(max(point, low), high)
+    return moved

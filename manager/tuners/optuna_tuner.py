@@ -8,10 +8,13 @@ Tuner contract promises on top of Optuna:
   the objectives' values), ``trial_end(success=False)`` without a result tells FAIL; results may
   come in any order and after the trial's end. A trial that succeeded without a result stays
   running for Optuna (TPE's constant liar then counts it as pending).
-- **Never twice**: an architecture already proposed is asked again (the repeat is told FAIL,
-  which no sampler learns from) up to :data:`MAX_REPEATS` times; then an unseen random one is
-  proposed (enqueued in the study, so the sampler learns from its result), and ``NoMoreTrials``
-  comes when a finite space is exhausted.
+- **Never twice**: an architecture already proposed is asked again once (the repeat is told
+  FAIL, which no sampler learns from; :data:`MAX_REPEATS`); if Optuna repeats itself again, an
+  unseen neighbour of its proposal is proposed instead (one parameter changed, then two, ...),
+  enqueued in the study so the sampler learns from its result; when no neighbour is unseen, an
+  unseen random architecture; ``NoMoreTrials`` when a finite space is exhausted. Multivariate
+  TPE on NAS-Bench-201 repeats itself from about 100 trials on: the neighbour keeps the search
+  where TPE wants it (a random fallback there made TPE's late trials random search).
 - **Deterministic and resumable**: the sampler is built afresh for every ask with a seed drawn
   from ``(seed, number of trials in the study)``, so what it proposes depends only on the seed
   and the study's trials, never on hidden generator state. The checkpoint holds the study's
@@ -52,6 +55,8 @@ try:
 except ImportError:  # the optional extra is missing: refused in validate_class_args
     optuna = None
 else:
+    from optuna.samplers._lazy_random_state import LazyRandomState  # how a sampler is reseeded
+
     from manager.tuners import optuna_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna's own logger: no INFO per trial
@@ -92,8 +97,10 @@ NOT_PASSED = frozenset(
         "after_trial_strategy",
     )
 )
-#: Asks that may repeat a proposed architecture before an unseen random one is proposed.
-MAX_REPEATS = 4
+#: Asks that may repeat a proposed architecture before a neighbour of the repeat is proposed.
+MAX_REPEATS = 1
+#: Neighbours tried with one changed parameter before two are changed, and so on.
+ATTEMPTS_PER_DEPTH = 16
 _STATES = ("RUNNING", "COMPLETE", "FAIL")
 
 
@@ -118,6 +125,7 @@ class OptunaTuner(Tuner):
             sampler=sampler, sampler_args=sampler_args, seed=seed, optimize_mode=optimize_mode
         )
         self.sampler = sampler
+        self.max_repeats = MAX_REPEATS
         self.sampler_args = {**DEFAULT_ARGS.get(sampler, {}), **(sampler_args or {})}
         self.optimize_mode = optimize_mode
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
@@ -125,6 +133,8 @@ class OptunaTuner(Tuner):
         self._axes: list[Any] = []
         self._distributions: dict[str, Any] = {}
         self._study: Any = None
+        #: The study's sampler, kept between asks; None: build one at the next ask.
+        self._live: Any = None
         self._random = RandomTuner(seed=self.seed)
         #: parameter id -> Optuna trial number, while Optuna waits for the trial's outcome
         self._open: dict[int, int] = {}
@@ -162,7 +172,7 @@ class OptunaTuner(Tuner):
                     f"{did_you_mean(str(key), accepted)}; accepted: {', '.join(accepted)}"
                 )
         try:
-            _sampler(name, {**DEFAULT_ARGS.get(name, {}), **args}, 0, None)
+            _sampler(name, {**DEFAULT_ARGS.get(name, {}), **args}, 0)
         except Exception as exc:
             raise TunerError(
                 f"tuner.classArgs.sampler_args: Optuna's {name} sampler refused them: {one_line(exc)}"
@@ -195,12 +205,13 @@ class OptunaTuner(Tuner):
         self._space, self._axes = space, axes
         self._distributions = {name: d for axis in axes for name, d in axis.distributions.items()}
         self._study, self._open, self._proposed = self._new_study(), {}, set()
+        self._live = None
 
     def generate_parameters(self, parameter_id: int) -> Parameters:
         if self._study is None:
             raise TunerError("OptunaTuner: update_search_space must come before generate_parameters")
         study = self._study
-        for _ in range(MAX_REPEATS + 1):
+        for _ in range(self.max_repeats + 1):
             trial = self._ask()
             architecture = self._decode(trial.params)
             identity = self._identity(architecture)
@@ -209,7 +220,7 @@ class OptunaTuner(Tuner):
             with _quiet():
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)  # a repeat; learned from by none
         else:
-            architecture = self._random.generate_parameters(parameter_id)  # NoMoreTrials when exhausted
+            architecture = self._unseen_near(trial.params, parameter_id)
             identity = self._identity(architecture)
             study.enqueue_trial(self._encode(architecture))
             trial = self._ask()
@@ -300,6 +311,7 @@ class OptunaTuner(Tuner):
             assert self._space is not None
             fallback.update_search_space(self._space)
             fallback.load_checkpoint(state["random"])
+        self._live = None
         self.seed, self._study, self._open, self._proposed, self._random = (
             seed,
             study,
@@ -307,6 +319,19 @@ class OptunaTuner(Tuner):
             proposed,
             fallback,
         )
+
+    def _unseen_near(self, params: Mapping[str, Any], parameter_id: int) -> Parameters:
+        """An unseen architecture near Optuna's repeated proposal ``params``: one parameter changed,
+        then two, ... (:data:`ATTEMPTS_PER_DEPTH` tries each); else an unseen random one."""
+        rng = random.Random(_draw(self.seed, len(self._study.get_trials(deepcopy=False))))
+        names = [name for name, d in self._distributions.items() if not d.single()]
+        for depth in range(1, len(names) + 1):
+            for _ in range(ATTEMPTS_PER_DEPTH):
+                moved = optuna_space.neighbour(params, self._distributions, rng.sample(names, depth), rng)
+                architecture = self._decode(moved)
+                if self._identity(architecture) not in self._proposed:
+                    return architecture
+        return self._random.generate_parameters(parameter_id)  # NoMoreTrials when exhausted
 
     # -- Optuna -----------------------------------------------------------------------------------
     def _new_study(self) -> Any:
@@ -318,11 +343,21 @@ class OptunaTuner(Tuner):
             return optuna.create_study(directions=directions, sampler=optuna.samplers.RandomSampler(seed=0))
 
     def _ask(self) -> Any:
-        """One Optuna trial, from a sampler seeded by (seed, trials so far): see the module docstring."""
+        """One Optuna trial, from a sampler seeded by (seed, trials so far): see the module docstring.
+
+        The sampler is kept between asks (its caches make an ask cheap: TPE's search space is not
+        recomputed from every trial) and its generators are reseeded in place; a sampler whose
+        generators are not found is built afresh for every ask instead, with the same outcome.
+        """
         study = self._study
-        study.sampler = _sampler(
-            self.sampler, self.sampler_args, self.seed, len(study.get_trials(deepcopy=False))
-        )
+        draw = _draw(self.seed, len(study.get_trials(deepcopy=False)))
+        if self._live is None or not _reseed(self._live, draw):
+            # built afresh, then reseeded as a kept one is: resuming changes nothing
+            self._live = _sampler(
+                self.sampler, self.sampler_args, self.seed if self.sampler == "QMC" else draw
+            )
+            _reseed(self._live, draw)
+        study.sampler = self._live
         with _quiet():
             return study.ask(self._distributions)
 
@@ -374,11 +409,29 @@ def sampler_arguments(name: str) -> list[str]:
     return [p for p in inspect.signature(cls).parameters if p not in NOT_PASSED]
 
 
-def _sampler(name: str, args: Mapping[str, Any], seed: int, trials: int | None) -> Any:
-    """Optuna's sampler ``name``; QMC keeps ``seed`` (its sequence's scramble), others draw one per ask."""
-    if trials is not None and name != "QMC":
-        digest = hashlib.sha256(f"{seed}:{trials}".encode()).digest()
-        seed = int.from_bytes(digest[:4], "big")
+def _draw(seed: int, trials: int) -> int:
+    """The seed of the ask that follows ``trials`` trials."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{trials}".encode()).digest()[:4], "big")
+
+
+def _reseed(sampler: Any, seed: int) -> bool:
+    """Seed every generator of ``sampler`` (and of the samplers it holds) in place; False if none.
+
+    Optuna's samplers draw from ``LazyRandomState`` objects, which they may share with their
+    helpers (NSGA-II's crossover), hence in place. QMC's scramble seed is an int and stays.
+    """
+    found = False
+    for value in vars(sampler).values():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(seed)
+            found = True
+        elif isinstance(value, optuna.samplers.BaseSampler):
+            found = _reseed(value, (seed + 1) % 2**32) or found
+    return found
+
+
+def _sampler(name: str, args: Mapping[str, Any], seed: int) -> Any:
+    """Optuna's sampler ``name`` with ``args`` and ``seed`` (less its warnings for our use)."""
     cls = getattr(optuna.samplers, SAMPLERS[name])
     extra = (
         {"warn_independent_sampling": False}
