@@ -393,3 +393,12 @@ def test_cma_es_refuses_several_objectives() -> None:
             if "needs cmaes" in str(exc):
                 pytest.skip("cmaes is not installed")
             raise
+
+
+def test_imported_results_join_the_study_with_their_constraints() -> None:
+    tuner = create_tuner(TunerConfig(name="Optuna", class_args={"seed": 0}), OBJECTIVES)
+    tuner.update_search_space(NB201_LIKE)
+    arch = {f"edge{i}": "conv3" for i in range(6)}
+    tuner.import_data([{"parameter": arch, "value": {"accuracy": 6.0, "latency": 6.0}}])
+    ((state, _, values, attrs),) = checkpoint_trials(tuner)
+    assert (state, values, attrs) == ("COMPLETE", [6.0, 6.0], {"constraints:latency <= 4": 2.0})

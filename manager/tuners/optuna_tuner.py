@@ -102,6 +102,10 @@ MAX_REPEATS = 1
 #: Neighbours tried with one changed parameter before two are changed, and so on.
 ATTEMPTS_PER_DEPTH = 16
 _STATES = ("RUNNING", "COMPLETE", "FAIL")
+#: How Optuna names a trial's constraint in its attributes (what ``Trial.set_constraint`` writes).
+CONSTRAINT_PREFIX = "constraints:"
+#: The constraint value of a metric that is NaN or infinite: violated, and still JSON.
+WORST = 1e300
 
 
 class OptunaTuner(Tuner):
@@ -125,7 +129,6 @@ class OptunaTuner(Tuner):
             sampler=sampler, sampler_args=sampler_args, seed=seed, optimize_mode=optimize_mode
         )
         self.sampler = sampler
-        self.max_repeats = MAX_REPEATS
         self.sampler_args = {**DEFAULT_ARGS.get(sampler, {}), **(sampler_args or {})}
         self.optimize_mode = optimize_mode
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
@@ -211,7 +214,7 @@ class OptunaTuner(Tuner):
         if self._study is None:
             raise TunerError("OptunaTuner: update_search_space must come before generate_parameters")
         study = self._study
-        for _ in range(self.max_repeats + 1):
+        for _ in range(MAX_REPEATS + 1):
             trial = self._ask()
             architecture = self._decode(trial.params)
             identity = self._identity(architecture)
@@ -238,10 +241,11 @@ class OptunaTuner(Tuner):
             if values is None:
                 self._study.tell(number, state=optuna.trial.TrialState.FAIL)
                 return
-            if self.objectives is not None and self.objectives.constraints:
+            constraints = self._constraints(value)
+            if constraints:
                 trial = _trial(self._study, number)
-                for constraint in self.objectives.constraints:
-                    trial.set_constraint(str(constraint), _excess(constraint, value[constraint.metric]))
+                for name, excess in constraints.items():
+                    trial.set_constraint(name.removeprefix(CONSTRAINT_PREFIX), excess)
             self._study.tell(number, values if len(values) > 1 else values[0])
 
     def trial_end(self, parameter_id: int, success: bool) -> None:
@@ -270,9 +274,12 @@ class OptunaTuner(Tuner):
             if values is not None:
                 params = self._encode(architecture)
                 distributions = {name: self._distributions[name] for name in params}
+                attrs = self._constraints(record.get("value"))
                 with _quiet():
                     self._study.add_trial(
-                        optuna.trial.create_trial(params=params, distributions=distributions, values=values)
+                        optuna.trial.create_trial(
+                            params=params, distributions=distributions, values=values, system_attrs=attrs
+                        )
                     )
 
     def save_checkpoint(self) -> dict[str, Any]:
@@ -389,6 +396,12 @@ class OptunaTuner(Tuner):
     def _identity(self, architecture: Parameters) -> str:
         return json.dumps([architecture[axis.key] for axis in self._axes], sort_keys=True, default=repr)
 
+    def _constraints(self, value: Any) -> dict[str, float]:
+        """Optuna's constraint attributes of a result (``constraints:<constraint>``: its excess)."""
+        if self.objectives is None or not isinstance(value, Mapping):
+            return {}
+        return {f"{CONSTRAINT_PREFIX}{c}": _excess(c, value[c.metric]) for c in self.objectives.constraints}
+
     def _values(self, value: Any) -> list[float] | None:
         """The values to tell, or None when the result cannot be told (FAIL)."""
         if self.objectives is not None:
@@ -445,11 +458,11 @@ def _sampler(name: str, args: Mapping[str, Any], seed: int) -> Any:
 
 
 def _excess(constraint: Any, value: Any) -> float:
-    """Optuna's constraint value: <= 0 when ``metric op bound`` holds."""
+    """Optuna's constraint value, <= 0 when ``metric op bound`` holds; finite, so the checkpoint
+    stays plain JSON (NaN or an infinite metric: :data:`WORST`)."""
     number = float(value)
-    if math.isnan(number):
-        return math.inf
-    return number - constraint.bound if constraint.op == "<=" else constraint.bound - number
+    excess = number - constraint.bound if constraint.op == "<=" else constraint.bound - number
+    return excess if math.isfinite(excess) and excess < WORST else WORST
 
 
 def _kept_attrs(trial: Any) -> dict[str, Any]:
