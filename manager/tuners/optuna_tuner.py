@@ -15,13 +15,15 @@ Tuner contract promises on top of Optuna:
   unseen random architecture; ``NoMoreTrials`` when a finite space is exhausted. Multivariate
   TPE on NAS-Bench-201 repeats itself from about 100 trials on: the neighbour keeps the search
   where TPE wants it (a random fallback there made TPE's late trials random search).
-- **Deterministic and resumable**: the sampler is built afresh for every ask with a seed drawn
-  from ``(seed, number of trials in the study)``, so what it proposes depends only on the seed
-  and the study's trials, never on hidden generator state. The checkpoint holds the study's
-  trials (parameters, state, values, attributes; no timestamps) and is replayed into a new
-  in-memory study on resume (``study.add_trial``): a resumed study continues exactly as the
-  uninterrupted one would have (for GP, whose kernel fit warm-starts from the previous one,
-  equal in law rather than bit for bit).
+- **Deterministic and resumable**: before every ask the sampler's generators are reseeded from
+  ``(seed, number of trials in the study)``, so what it proposes depends only on the seed and the
+  study's trials, not on its generators' history. The checkpoint holds the study's trials
+  (parameters, state, values, attributes; no timestamps) and is replayed into a new in-memory
+  study on resume (``study.add_trial``): a resumed TPE, NSGA-II, QMC or random study continues
+  exactly as the uninterrupted one would have (GP's kernel fit warm-starts from its previous
+  one, which a resumed sampler lacks: the same in law, not bit for bit). The repeats told FAIL
+  stay in the study (they count in the seeding): at 300 NAS-Bench-201 trials the study holds
+  about 650 trials, a checkpoint of 160 KiB written in 3 ms.
 - **Several objectives**: the study takes the objectives' directions; a constraint
   ``metric <= bound`` is Optuna's constraint ``metric - bound`` (feasible when <= 0).
 
@@ -199,7 +201,7 @@ class OptunaTuner(Tuner):
                 ):
                     raise SearchSpaceError(
                         f"search space: '{axis.key}': Optuna's {self.sampler} sampler searches numbers only "
-                        f"(uniform, randint, ...), not {axis.choice.type if hasattr(axis.choice, 'type') else 'choices'}"
+                        f"(uniform, randint, ...), not {axis.choice.to_json()['_type']}"
                         "; use sampler TPE or GP"
                     )
         self._random.update_search_space(space)

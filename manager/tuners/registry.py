@@ -114,7 +114,7 @@ def refuse_nni_hpo_tuner(config: TunerConfig) -> None:
         raise TunerError(
             f"tuner.name: NNI's {config.name} is not built in; Optuna's samplers stand in for NNI's "
             f"hyper-parameter tuners: name: Optuna with classArgs.sampler: {sampler} "
-            "(or TPE, GP, NSGAII, QMC, CmaEs, Random)"
+            "(samplers: TPE, GP, NSGAII, QMC, CmaEs, Random)"
         )
 
 
