@@ -402,3 +402,16 @@ def test_imported_results_join_the_study_with_their_constraints() -> None:
     tuner.import_data([{"parameter": arch, "value": {"accuracy": 6.0, "latency": 6.0}}])
     ((state, _, values, attrs),) = checkpoint_trials(tuner)
     assert (state, values, attrs) == ("COMPLETE", [6.0, 6.0], {"constraints:latency <= 4": 2.0})
+
+
+@pytest.mark.parametrize("sampler", ["TPE", "GP", "NSGAII", "Random"])
+def test_every_sampler_for_choices_searches_a_nas_space_past_its_random_start(sampler: str) -> None:
+    tuner = optuna_tuner(
+        NB201_LIKE, sampler=sampler, sampler_args={"n_startup_trials": 4} if sampler in ("TPE", "GP") else {}
+    )
+    seen = set()
+    for parameter_id in range(8):
+        arch = tuner.generate_parameters(parameter_id)
+        assert NB201_LIKE.parse_architecture(arch) and json.dumps(arch, sort_keys=True) not in seen
+        seen.add(json.dumps(arch, sort_keys=True))
+        tuner.receive_trial_result(parameter_id, arch, score(arch))
