@@ -38,7 +38,7 @@ from _cli import int_list, name_list, positive
 from _nb201 import REPO, Replay, load_table, replay
 
 BUDGETS = (10, 30, 100, 300, 1000)
-DEFAULT_TUNERS = ("Random", "RegularizedEvolution", "PPO")
+DEFAULT_TUNERS = ("Random", "RegularizedEvolution", "PPO", "Optuna")
 #: Aims on CIFAR-10 (issue 4): tuner -> (N, mean accuracy at least).
 AIMS = {"RegularizedEvolution": (100, 91.30), "PPO": (100, 91.20)}
 #: ... and the better of the two at N = 300.

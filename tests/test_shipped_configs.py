@@ -27,3 +27,9 @@ def test_the_asha_config_stops_trials_with_asha_on_digits() -> None:
         "grace_period": 1,
         "reduction_factor": 2,
     }
+
+
+@pytest.mark.parametrize("name", ["digits-optuna.yaml", "nb201-optuna.yaml"])
+def test_the_optuna_configs_search_with_optuna_seeded(name: str) -> None:
+    config = load_config(CONFIGS[0].parent / name)
+    assert config.tuner.name == "Optuna" and config.tuner.class_args["seed"] == 0

@@ -32,6 +32,23 @@ BUILTIN_TUNERS: dict[str, str] = {
     "RegularizedEvolutionTuner": "manager.tuners.evolution:RegularizedEvolutionTuner",
     "Evolution": "manager.tuners.evolution:RegularizedEvolutionTuner",
     "GridSearch": "manager.tuners.gridsearch:GridSearchTuner",
+    "Optuna": "manager.tuners.optuna_tuner:OptunaTuner",
+    "OptunaTuner": "manager.tuners.optuna_tuner:OptunaTuner",
+    "TPE": "manager.tuners.optuna_tuner:TPETuner",
+}
+
+#: NNI's hyper-parameter tuners that nasctl does not build in -> the Optuna sampler that stands in.
+NNI_HPO_TUNERS: dict[str, str] = {
+    "Anneal": "TPE",
+    "SMAC": "TPE",
+    "MetisTuner": "GP",
+    "GPTuner": "GP",
+    "DNGOTuner": "GP",
+    "BatchTuner": "TPE",
+    "Hyperband": "TPE",
+    "BOHB": "TPE",
+    "PBTTuner": "NSGAII",
+    "NetworkMorphism": "TPE",
 }
 
 TUNERS = plugins.PluginKind(
@@ -58,6 +75,7 @@ def create_tuner(config: TunerConfig, objectives: Objectives | None = None) -> T
     import its neighbours), never in :func:`check_tuner_config`. With ``objectives`` the tuner must
     be a multi-objective one, and hears them (``update_objectives``) before anything else.
     """
+    refuse_nni_hpo_tuner(config)
     if objectives is not None:
         check_multi_objective(load_tuner_class(config), config)
     instance = plugins.construct(TUNERS, config)
@@ -83,11 +101,24 @@ def check_tuner_config(config: TunerConfig, objectives: Objectives | None = None
     A custom tuner is checked as far as its files go: the folder, the class file or the module
     path; whether the class exists is known only when :func:`create_tuner` imports it.
     """
+    refuse_nni_hpo_tuner(config)
     if objectives is not None and config.name is not None:  # first: PPO's missing optimize_mode is moot
         check_multi_objective(load_tuner_class(config), config)
     plugins.check_config(TUNERS, config)
 
 
+def refuse_nni_hpo_tuner(config: TunerConfig) -> None:
+    """One line for an NNI hyper-parameter tuner's name: which Optuna sampler stands in for it."""
+    sampler = NNI_HPO_TUNERS.get(config.name or "")
+    if sampler is not None:
+        raise TunerError(
+            f"tuner.name: NNI's {config.name} is not built in; Optuna's samplers stand in for NNI's "
+            f"hyper-parameter tuners: name: Optuna with classArgs.sampler: {sampler} "
+            "(samplers: TPE, GP, NSGAII, QMC, CmaEs, Random)"
+        )
+
+
 def load_tuner_class(config: TunerConfig) -> type:
     """The tuner class: a built-in's, or a custom one imported from its folder."""
+    refuse_nni_hpo_tuner(config)
     return plugins.load_class(TUNERS, config)

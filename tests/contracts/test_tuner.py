@@ -117,6 +117,7 @@ BUILTINS = [
         refuses=CONTINUOUS,
     ),
     Builtin("GridSearch", seeded=False, refuses=CONTINUOUS - {"quniform", "qloguniform"}),
+    Builtin("Optuna"),
 ]
 
 
