@@ -264,6 +264,20 @@ def test_qmc_searches_a_space_of_numbers() -> None:
     assert all(1e-4 <= p["lr"] <= 1 and 1 <= p["n"] <= 8 for p in proposals)
 
 
+def test_cmaes_moves_towards_the_optimum_of_a_space_of_numbers() -> None:
+    numbers = space(
+        {"x": {"_type": "uniform", "_value": [-5, 5]}, "y": {"_type": "uniform", "_value": [-5, 5]}}
+    )
+    tuner = optuna_tuner(numbers, sampler="CmaEs", optimize_mode="minimize")
+    distances = []
+    for i in range(60):
+        p = tuner.generate_parameters(i)
+        distances.append((p["x"] - 2) ** 2 + (p["y"] + 1) ** 2)
+        tuner.receive_trial_result(i, p, distances[-1])
+        tuner.trial_end(i, True)
+    assert statistics.mean(distances[-10:]) < statistics.mean(distances[:10]) / 4
+
+
 def test_optuna_logs_no_info_line_per_trial_and_the_root_logger_is_untouched() -> None:
     root = logging.getLogger().level
     optuna_tuner(space({"conv": layer("a", "b")}))
