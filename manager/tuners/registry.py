@@ -32,6 +32,8 @@ BUILTIN_TUNERS: dict[str, str] = {
     "RegularizedEvolutionTuner": "manager.tuners.evolution:RegularizedEvolutionTuner",
     "Evolution": "manager.tuners.evolution:RegularizedEvolutionTuner",
     "GridSearch": "manager.tuners.gridsearch:GridSearchTuner",
+    "Predictor": "manager.tuners.predictor:PredictorTuner",
+    "PredictorTuner": "manager.tuners.predictor:PredictorTuner",
 }
 
 TUNERS = plugins.PluginKind(
