@@ -51,13 +51,27 @@ def share_with_e0_best(archs: list[dict[str, Any]], best: int = 4) -> float:
 # -- it learns ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 4])
 def test_after_the_random_start_most_proposals_have_the_choice_that_decides_the_score(seed: int) -> None:
     archs = run(predictor(CELL, seed), 40)
     assert share_with_e0_best(archs[10:]) >= 0.6  # random search: 0.2
     assert share_with_e0_best(archs[10:]) > share_with_e0_best(
         run(predictor(CELL, seed, initial_trials=40), 40)
     )
+
+
+def test_a_value_no_result_has_shown_is_still_tried() -> None:
+    rng = random.Random(0)
+    without_e = [  # e0 never takes its best value, "e"
+        {key: {"_idx": rng.randrange(4 if key == "e0" else 5)} for key in (f"e{i}" for i in range(6))}
+        for _ in range(16)
+    ]
+    earlier = [{key: "abcde"[value["_idx"]] for key, value in arch.items()} for arch in without_e]
+    tuner = predictor(CELL, 10, initial_trials=1)
+    tuner.import_data(
+        [{"parameter": p, "value": decisive(a)} for p, a in zip(earlier, without_e, strict=True)]
+    )
+    assert share_with_e0_best(run(tuner, 20)) >= 0.5
 
 
 def test_in_minimize_mode_it_seeks_the_lowest_score() -> None:
