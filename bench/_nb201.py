@@ -11,9 +11,9 @@ hears, per finished trial, ``receive_trial_result`` and then ``trial_end``, as f
 The curve is what a user would take home: after the n-th result, the cell with the best
 *observed* accuracy so far, judged by its mean over seeds.
 
-Any table with the :class:`ReplayTable` interface replays the same way: :func:`load_table` gives
-NAS-Bench-201's (wrapped in :class:`Nb201`) or, for ``digits``, the digits example's
-(``bench/_digits_table.py``). ``call_seconds`` keeps the time of each ``generate_parameters``
+Any table with the :class:`ReplayTable` interface replays the same way: :func:`load_replay_table`
+gives NAS-Bench-201's (wrapped in :class:`Nb201`; a bare :class:`Table` is wrapped too) or, for
+``digits``, the digits example's (``bench/_digits_table.py``). ``call_seconds`` keeps the time of each ``generate_parameters``
 call, the one a free GPU slot waits on.
 """
 
@@ -33,15 +33,14 @@ for path in (REPO, REPO / "examples" / "nb201"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from nb201_table import Table, cell_code, search_space  # noqa: E402
-from nb201_table import load_table as load_nb201  # noqa: E402
+from nb201_table import Table, cell_code, load_table, search_space  # noqa: E402
 
 from manager.config import TunerConfig  # noqa: E402
 from manager.tuners.base import NoMoreTrials, TunerBusy  # noqa: E402
 from manager.tuners.registry import create_tuner  # noqa: E402
 from trials.searchspace import SearchSpace  # noqa: E402
 
-__all__ = ["Nb201", "Replay", "ReplayTable", "Table", "load_table", "replay"]
+__all__ = ["Nb201", "Replay", "ReplayTable", "Table", "load_replay_table", "load_table", "replay"]
 
 
 class ReplayTable(Protocol):
@@ -96,13 +95,13 @@ class Nb201:
 
 
 @cache
-def load_table(dataset: str = "cifar10") -> ReplayTable:
-    """NAS-Bench-201's table of ``dataset``, or for ``digits`` the digits example's."""
+def load_replay_table(dataset: str = "cifar10") -> ReplayTable:
+    """NAS-Bench-201's table of ``dataset`` (``load_table`` gives it unwrapped), or the digits example's."""
     if dataset == "digits":
         from _digits_table import load_digits_table
 
         return load_digits_table()
-    return Nb201(load_nb201(dataset))
+    return Nb201(load_table(dataset))
 
 
 @dataclass(frozen=True)
@@ -122,12 +121,14 @@ class Replay:
 def replay(
     tuner_name: str,
     class_args: dict[str, Any],
-    table: ReplayTable,
+    table: ReplayTable | Table,
     trials: int,
     concurrency: int,
     noise_seed: int,
 ) -> Replay:
     """Run ``trials`` trials of ``tuner_name`` on ``table`` at ``concurrency``; see the module docstring."""
+    if isinstance(table, Table):
+        table = Nb201(table)
     started = time.perf_counter()
     tuner = create_tuner(TunerConfig(name=tuner_name, class_args=class_args))
     tuner.update_search_space(table.search_space())

@@ -38,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _cli import int_list, name_list, positive
-from _nb201 import REPO, Replay, load_table, replay
+from _nb201 import REPO, Replay, load_replay_table, replay
 
 BUDGETS = (10, 30, 100, 300, 1000)
 DEFAULT_TUNERS = ("Random", "RegularizedEvolution", "PPO", "Predictor")
@@ -56,7 +56,7 @@ AIM_300 = 91.50
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    table = load_table(args.dataset)
+    table = load_replay_table(args.dataset)
     args.trials = min(args.trials, table.size)  # a finite table ends the search (digits: 96)
     budgets = [n for n in BUDGETS if n <= args.trials] or [args.trials]
     if args.trials not in budgets:
@@ -151,7 +151,7 @@ def _run(job: tuple[str, str, dict[str, Any], int, int, str, int]) -> Replay:
     if name != "GridSearch":
         class_args["optimize_mode"] = "maximize"
     class_args.update(extra)
-    return replay(name, class_args, load_table(dataset), trials, concurrency, noise_seed=seed)
+    return replay(name, class_args, load_replay_table(dataset), trials, concurrency, noise_seed=seed)
 
 
 def _mean_std(results: list[Replay], n: int) -> tuple[float, float]:
