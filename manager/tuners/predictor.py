@@ -1,7 +1,8 @@
 """Predictor-guided local search for finite NAS spaces (BANANAS's ensemble and acquisition).
 
-The first ``initial_trials`` proposals are random (by the Random tuner, so never repeated). From
-then on (once a result has come) each proposal is chosen among *candidates*: every unseen
+Proposals are random (by the Random tuner, so never repeated) until ``initial_trials`` results
+are in and at least as many as there are trials still running. From then on each proposal is
+chosen among *candidates*: every unseen
 neighbour (one key changed, :mod:`manager.tuners.predictor_encoding`) of the ``parents`` best
 architectures observed so far, plus a few random unseen ones. An ensemble of small MLPs
 (:mod:`manager.tuners.predictor_model`) fitted to every result so far scores the candidates, and
@@ -20,7 +21,11 @@ but was missing from the random start stayed untried in most searches of the tes
 
 Asynchronous: a pending architecture counts as proposed, so it is never a candidate again, and
 the random draws of Thompson sampling make consecutive proposals differ while results are out;
-every call proposes at once (no ``TunerBusy``). Failed trials, and results that are not finite,
+every call proposes at once (no ``TunerBusy``). The random start waits for as many results as
+there are trials running: at concurrency 8, guiding eight proposals by the first one or two
+results spent them around one mediocre architecture (CIFAR-10, N=30: 90.76 against 90.98; on
+ImageNet16-120 the lowest gain over RegularizedEvolution went from -0.42 to -0.09). A trial
+lost without an end only lengthens the random start until more results than that are in. Failed trials, and results that are not finite,
 teach nothing. ``NoMoreTrials`` comes only when the space is exhausted.
 
 The ensemble is refitted once the results have grown by a tenth since the last fit; a fit is a
@@ -92,6 +97,8 @@ class PredictorTuner(Tuner):
         self._observed: list[tuple[Genome, float]] = []
         self._observed_set: set[Genome] = set()
         self._proposed: set[Genome] = set()
+        #: parameter ids proposed whose trial has neither reported nor ended
+        self._pending: set[int] = set()
         #: how many of the first results the current ensemble was fitted on (0: none yet), and it
         self._fitted_on = 0
         self._fitted: FittedEnsemble | None = None
@@ -124,19 +131,24 @@ class PredictorTuner(Tuner):
         if self._genomes is None:
             raise TunerError(f"{OWNER}: update_search_space must come before generate_parameters")
         child = None
-        if len(self._proposed) >= self.initial_trials and self._observed:
+        if self._observed and len(self._observed) >= max(self.initial_trials, len(self._pending)):
             child = self._guided()
         if child is None:
             parameters = self._random.generate_parameters(parameter_id)  # NoMoreTrials when exhausted
             self._proposed.add(self._genomes.encode(parameters))
-            return parameters
-        self._proposed.add(child)
-        parameters = self._genomes.decode(child)
-        self._random.import_data([{"parameter": parameters}])
+        else:
+            self._proposed.add(child)
+            parameters = self._genomes.decode(child)
+            self._random.import_data([{"parameter": parameters}])
+        self._pending.add(parameter_id)
         return parameters
 
     def receive_trial_result(self, parameter_id: int, parameters: Parameters, value: Any) -> None:
+        self._pending.discard(parameter_id)
         self._admit(parameters, value)
+
+    def trial_end(self, parameter_id: int, success: bool) -> None:
+        self._pending.discard(parameter_id)
 
     def import_data(self, records: list[dict[str, Any]]) -> None:
         """Earlier results are learnt from in their order; their architectures count as proposed."""
@@ -152,6 +164,7 @@ class PredictorTuner(Tuner):
             observed=[[list(genome), score] for genome, score in self._observed],
             proposed=sorted(list(genome) for genome in self._proposed),
             fitted_on=self._fitted_on,
+            pending=sorted(self._pending),
         )
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
@@ -162,6 +175,7 @@ class PredictorTuner(Tuner):
             observed = [(_genome(genome), float(score)) for genome, score in state["observed"]]
             proposed = {_genome(genome) for genome in state["proposed"]}
             fitted_on = int(state["fitted_on"])
+            pending = {int(parameter_id) for parameter_id in state["pending"]}
             if not 0 <= fitted_on <= len(observed):
                 raise ValueError(f"fitted_on {fitted_on} is not between 0 and {len(observed)}")
             fallback = RandomTuner()
@@ -171,6 +185,7 @@ class PredictorTuner(Tuner):
         self.seed, self._rng, self._random = seed, rng, fallback
         self._observed, self._observed_set = observed, {genome for genome, _ in observed}
         self._proposed, self._fitted_on, self._fitted = proposed, fitted_on, None
+        self._pending = pending
 
     # -- search ----------------------------------------------------------------------------------
     def _admit(self, parameters: Any, value: Any) -> bool:
