@@ -15,7 +15,8 @@ when the first fit happens, never by the daemon before an experiment uses this t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ class FittedEnsemble:
     def predict(self, features: Sequence[Sequence[float]]) -> Prediction:
         import torch
 
-        with torch.no_grad():  # one small batch: no threads needed either
+        with torch.no_grad(), _one_thread(torch):
             x = torch.tensor(features, dtype=torch.float32)
             out = _forward(self._weights, x) * self._y_std + self._y_mean  # (members, n)
             mean = out.mean(dim=0)
@@ -63,15 +64,23 @@ def fit_ensemble(
 ) -> FittedEnsemble:
     """Train the ensemble on (features, scores); the same arguments give the same networks.
 
-    One thread: networks this small gain nothing from more, and with other busy threads on the
-    machine a second one made a fit twenty times slower (measured). The daemon's setting is restored.
+    One thread, for fits and predictions alike: networks this small gain nothing from more, and
+    with other busy processes on the machine (the trials) a second thread made a fit twenty times
+    slower and a proposal fifty times (measured). The daemon's setting is restored.
     """
     import torch
 
+    with _one_thread(torch):
+        return _fit(torch, features, scores, seed, settings)
+
+
+@contextlib.contextmanager
+def _one_thread(torch: Any) -> Iterator[None]:
+    """torch on one thread meanwhile, the daemon's setting restored after (see :func:`fit_ensemble`)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit(torch, features, scores, seed, settings)
+        yield
     finally:
         torch.set_num_threads(threads)
 
