@@ -62,6 +62,8 @@ OWNER = "PredictorTuner"
 PREDICTORS = ("ensemble", "none")
 #: The ensemble is refitted once the results have grown by this fraction since its last fit (or by one).
 REFIT_GROWTH = 0.1
+#: Most candidates scored per proposal (5 parents of a 6-key NAS-Bench-201 cell give 120).
+MAX_CANDIDATES = 600
 #: Random unseen architectures added to the candidates of each proposal (exploration beyond the neighbourhoods).
 RANDOM_CANDIDATES = 10
 
@@ -226,6 +228,8 @@ class PredictorTuner(Tuner):
         if not candidates:
             return None
         pool = list(candidates)
+        if len(pool) > MAX_CANDIDATES:  # a space of many keys: score a sample, keep a call cheap
+            pool = self._rng.sample(pool, MAX_CANDIDATES)
         features = [self._genomes.features(g) for g in pool]
         prediction = ensemble.predict(features)
         spread = _novelty_spread([self._genomes.features(g) for g, _ in self._observed], self._observed)
