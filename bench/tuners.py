@@ -14,8 +14,8 @@ curves is saved. ``--dataset digits`` replays the digits example's 96 architectu
 The tuners run with their default class arguments (plus ``seed`` and ``optimize_mode``): the
 defaults are what is measured, and they know nothing of this data set.
 
-Usage: ``python bench/tuners.py [--dataset cifar10] [--trials 300] [--seeds 30]
-[--concurrency 1,8] [--tuners Random,RegularizedEvolution,PPO] [--variant LABEL TUNER JSON]
+Usage: ``python bench/tuners.py [--dataset cifar10|cifar100|imagenet|digits] [--trials 300] [--seeds 30]
+[--concurrency 1,8] [--tuners Random,RegularizedEvolution,PPO,Predictor] [--variant LABEL TUNER JSON]
 [--workers N] [--png PATH]``; a variant runs a tuner with other class arguments beside the defaults.
 With no arguments: CIFAR-10, 30 seeds, N up to 300, concurrency 1 and 8, one worker per core
 (3 minutes on a busy two-core machine; ``--trials 1000`` for the README's full table, about
