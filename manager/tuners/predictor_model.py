@@ -2,8 +2,8 @@
 
 Each member is a two-hidden-layer ReLU network trained from its own random start on every result
 so far (standardised scores, mean squared error, full-batch Adam); the members disagree where the
-data say little, and that spread is the uncertainty the acquisition samples from (White et al.
-2021 found an ensemble's spread as good as a Bayesian network's, at a fraction of the cost).
+data say little, and that spread is the uncertainty the acquisition samples from (as in BANANAS,
+White et al. 2021, which uses an ensemble's spread rather than a Bayesian model's).
 The members are trained side by side as one batched network, so the time is that of one small
 network: 0.1 to 0.2 s for 300 results on one core.
 
