@@ -10,6 +10,11 @@ hears, per finished trial, ``receive_trial_result`` and then ``trial_end``, as f
 
 The curve is what a user would take home: after the n-th result, the cell with the best
 *observed* accuracy so far, judged by its mean over seeds.
+
+Any table with the :class:`ReplayTable` interface replays the same way: :func:`load_replay_table`
+gives NAS-Bench-201's (wrapped in :class:`Nb201`; a bare :class:`Table` is wrapped too) or, for
+``digits``, the digits example's (``bench/_digits_table.py``). ``call_seconds`` keeps the time of each ``generate_parameters``
+call, the one a free GPU slot waits on.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from __future__ import annotations
 import heapq
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 REPO = Path(__file__).resolve().parents[1]
 for path in (REPO, REPO / "examples" / "nb201"):
@@ -33,7 +40,68 @@ from manager.tuners.base import NoMoreTrials, TunerBusy  # noqa: E402
 from manager.tuners.registry import create_tuner  # noqa: E402
 from trials.searchspace import SearchSpace  # noqa: E402
 
-__all__ = ["Replay", "Table", "load_table", "replay"]
+__all__ = ["Nb201", "Replay", "ReplayTable", "Table", "load_replay_table", "load_table", "replay"]
+
+
+class ReplayTable(Protocol):
+    """What :func:`replay` reads from a table."""
+
+    label: str
+
+    @property
+    def optimum(self) -> float: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def search_space(self) -> SearchSpace: ...
+
+    def code(self, parameters: Mapping[str, Any]) -> str: ...
+
+    def observe(self, code: str, noise_seed: int, parameter_id: int) -> Any: ...
+
+    def mean(self, code: str) -> float: ...
+
+
+@dataclass(frozen=True)
+class Nb201:
+    """A NAS-Bench-201 table as the replay reads it (``examples/nb201/nb201_table.py`` underneath)."""
+
+    table: Table
+
+    @property
+    def label(self) -> str:
+        return f"NAS-Bench-201 {self.table.dataset} (validation accuracy)"
+
+    @property
+    def optimum(self) -> float:
+        return self.table.optimum
+
+    @property
+    def size(self) -> int:
+        return len(self.table.rows)
+
+    def search_space(self) -> SearchSpace:
+        return SearchSpace.from_json(search_space())
+
+    def code(self, parameters: Mapping[str, Any]) -> str:
+        return cell_code(parameters)
+
+    def observe(self, code: str, noise_seed: int, parameter_id: int) -> Any:
+        return self.table.observe(code, noise_seed, parameter_id)
+
+    def mean(self, code: str) -> float:
+        return self.table.mean(code)
+
+
+@cache
+def load_replay_table(dataset: str = "cifar10") -> ReplayTable:
+    """NAS-Bench-201's table of ``dataset`` (``load_table`` gives it unwrapped), or the digits example's."""
+    if dataset == "digits":
+        from _digits_table import load_digits_table
+
+        return load_digits_table()
+    return Nb201(load_table(dataset))
 
 
 @dataclass(frozen=True)
@@ -46,20 +114,24 @@ class Replay:
     tuner_seconds: float  # wall time spent inside the tuner's methods
     #: (parameter id, cell code, observed accuracy) per result, in the order the results came
     observed: tuple[tuple[int, str, float], ...] = ()
+    #: seconds of each ``generate_parameters`` call, in order
+    call_seconds: tuple[float, ...] = ()
 
 
 def replay(
     tuner_name: str,
     class_args: dict[str, Any],
-    table: Table,
+    table: ReplayTable | Table,
     trials: int,
     concurrency: int,
     noise_seed: int,
 ) -> Replay:
     """Run ``trials`` trials of ``tuner_name`` on ``table`` at ``concurrency``; see the module docstring."""
+    if isinstance(table, Table):
+        table = Nb201(table)
     started = time.perf_counter()
     tuner = create_tuner(TunerConfig(name=tuner_name, class_args=class_args))
-    tuner.update_search_space(SearchSpace.from_json(search_space()))
+    tuner.update_search_space(table.search_space())
     in_tuner = time.perf_counter() - started
     running: list[tuple[float, int, dict[str, Any], str, float]] = []
     clock = 0.0
@@ -69,6 +141,7 @@ def replay(
     best_code = ""
     curve: list[float] = []
     observed: list[tuple[int, str, float]] = []
+    calls: list[float] = []
     while len(curve) < trials:
         while not exhausted and not busy and launched < trials and len(running) < concurrency:
             started = time.perf_counter()
@@ -81,8 +154,9 @@ def replay(
                 busy = True
                 break
             finally:
-                in_tuner += time.perf_counter() - started
-            code = cell_code(parameters)
+                calls.append(time.perf_counter() - started)
+                in_tuner += calls[-1]
+            code = table.code(parameters)
             seen = table.observe(code, noise_seed, launched)
             heapq.heappush(running, (clock + seen.train_time, launched, parameters, code, seen.accuracy))
             launched += 1
@@ -100,4 +174,4 @@ def replay(
         if accuracy > best_observed:
             best_observed, best_code = accuracy, code
         curve.append(table.mean(best_code))
-    return Replay(tuple(curve), best_code, clock, in_tuner, tuple(observed))
+    return Replay(tuple(curve), best_code, clock, in_tuner, tuple(observed), tuple(calls))

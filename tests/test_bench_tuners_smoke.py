@@ -51,3 +51,13 @@ def test_the_curve_is_the_judged_accuracy_of_the_best_observed_cell() -> None:
     result = replay("Random", {"seed": 3}, table, 50, 1, noise_seed=3)
     best = max(result.observed, key=lambda item: item[2])
     assert result.curve[-1] == table.mean(best[1]) and result.best_code == best[1]
+
+
+def test_the_digits_table_replays_every_architecture_of_the_example_once() -> None:
+    from _nb201 import load_replay_table
+
+    table = load_replay_table("digits")
+    result = replay("Random", {"seed": 0}, table, table.size + 5, 2, noise_seed=0)
+    assert table.size == 96 and len(result.curve) == 96
+    assert len({code for _, code, _ in result.observed}) == 96
+    assert result.curve[-1] <= table.optimum and len(result.call_seconds) == 97  # the last: NoMoreTrials

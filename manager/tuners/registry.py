@@ -35,6 +35,8 @@ BUILTIN_TUNERS: dict[str, str] = {
     "Optuna": "manager.tuners.optuna_tuner:OptunaTuner",
     "OptunaTuner": "manager.tuners.optuna_tuner:OptunaTuner",
     "TPE": "manager.tuners.optuna_tuner:TPETuner",
+    "Predictor": "manager.tuners.predictor:PredictorTuner",
+    "PredictorTuner": "manager.tuners.predictor:PredictorTuner",
 }
 
 #: NNI's hyper-parameter tuners that nasctl does not build in -> the Optuna sampler that stands in.

@@ -106,7 +106,7 @@ class Builtin:
 
 
 #: Every built-in raises NoMoreTrials once a finite space is exhausted (Random and GridSearch by
-#: counting, RegularizedEvolution through its random fallback, PPO by masking seen branches);
+#: counting, RegularizedEvolution and Predictor through their random fallback, PPO by masking seen branches);
 #: on a space with a continuous type Random and RegularizedEvolution never run out.
 BUILTINS = [
     Builtin("Random"),
@@ -118,6 +118,7 @@ BUILTINS = [
     ),
     Builtin("GridSearch", seeded=False, refuses=CONTINUOUS - {"quniform", "qloguniform"}),
     Builtin("Optuna"),
+    Builtin("Predictor", {"initial_trials": 4}, refuses=CONTINUOUS),
 ]
 
 
