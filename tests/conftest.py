@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import ray_group
 from postgres import REQUIRED as POSTGRES_REQUIRED
 from postgres import PostgresServer, postgres_problem, start_postgres
 from waiting import wait_until
@@ -71,6 +72,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip = pytest.mark.skip(reason="needs a CUDA GPU (nvidia-smi found none)")
         for item in marked:
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The Ray group runs for minutes, mostly waiting on Ray: start it now, beside the others."""
+    ray_group.start_early(session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    ray_group.stop_early()
 
 
 @dataclass
