@@ -57,7 +57,10 @@ try:
 except ImportError:  # the optional extra is missing: refused in validate_class_args
     optuna = None
 else:
-    from optuna.samplers._lazy_random_state import LazyRandomState  # how a sampler is reseeded
+    try:  # a private class of Optuna's: without it each ask builds its sampler afresh (same outcome)
+        from optuna.samplers._lazy_random_state import LazyRandomState
+    except ImportError:
+        LazyRandomState = None
 
     from manager.tuners import optuna_space
 
@@ -436,6 +439,8 @@ def _reseed(sampler: Any, seed: int) -> bool:
     helpers (NSGA-II's crossover), hence in place. QMC's scramble seed is an int and stays.
     """
     found = False
+    if LazyRandomState is None:
+        return found
     for value in vars(sampler).values():
         if isinstance(value, LazyRandomState):
             value.rng.seed(seed)
