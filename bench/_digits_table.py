@@ -18,19 +18,11 @@ from typing import Any
 
 import numpy as np
 from _es_replay import REPO, CurveTable, arch_key, load_curves
+from _nb201 import Observation  # one "training run" of an entry, as the NAS-Bench-201 table returns it
 
 from trials.searchspace import SearchSpace
 
 TABLE = REPO / "bench" / "data" / "digits_curves.json"
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What one "training run" of an architecture returns."""
-
-    accuracy: float
-    train_time: float
-    seed_index: int
 
 
 @dataclass(frozen=True)

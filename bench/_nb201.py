@@ -33,14 +33,23 @@ for path in (REPO, REPO / "examples" / "nb201"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from nb201_table import Table, cell_code, load_table, search_space  # noqa: E402
+from nb201_table import Observation, Table, cell_code, load_table, search_space  # noqa: E402
 
 from manager.config import TunerConfig  # noqa: E402
 from manager.tuners.base import NoMoreTrials, TunerBusy  # noqa: E402
 from manager.tuners.registry import create_tuner  # noqa: E402
 from trials.searchspace import SearchSpace  # noqa: E402
 
-__all__ = ["Nb201", "Replay", "ReplayTable", "Table", "load_replay_table", "load_table", "replay"]
+__all__ = [
+    "Nb201",
+    "Observation",
+    "Replay",
+    "ReplayTable",
+    "Table",
+    "load_replay_table",
+    "load_table",
+    "replay",
+]
 
 
 class ReplayTable(Protocol):

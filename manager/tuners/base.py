@@ -10,6 +10,7 @@ becomes one clear :class:`TunerError` instead of a broken trial.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,18 @@ def check_optimize_mode(mode: Any) -> None:
     """The ``optimize_mode`` class argument every built-in tuner takes, checked the same way."""
     if mode not in OPTIMIZE_MODES:
         raise TunerError(f"tuner.classArgs.optimize_mode: must be maximize or minimize, got {mode!r}")
+
+
+def signed_score(value: Any, mode: str) -> float | None:
+    """A result as the number a built-in maximizes (negated for ``minimize``); None when it is not a
+    finite number (a failed or NaN result teaches nothing)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return number if mode == "maximize" else -number
 
 
 class NoMoreTrials(Exception):

@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from manager.tuners.base import Parameters, Tuner, TunerError, check_optimize_mode
+from manager.tuners.base import Parameters, Tuner, TunerError, check_optimize_mode, signed_score
 from manager.tuners.checkpoint import CheckpointFormat, rng_from_json, rng_to_json
 from manager.tuners.random import RandomTuner
 from manager.tuners.ranking import standings
@@ -172,7 +172,7 @@ class RegularizedEvolutionTuner(Tuner):
         if self.objectives is not None:
             self._admit_result(parameters, value)
             return
-        score = _score(value, self.optimize_mode)
+        score = signed_score(value, self.optimize_mode)
         canonical = self._canonical(parameters)
         if score is None or canonical is None:
             return
@@ -337,13 +337,3 @@ def _stored_score(score: Any) -> Any:
     if isinstance(score, dict):
         return {str(name): float(number) for name, number in score.items()}
     return float(score)
-
-
-def _score(value: Any, mode: str) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
-        return None
-    return number if mode == "maximize" else -number

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from manager.tuners.actionspace import Actions, ActionSpace, SeenSequences
-from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError, check_optimize_mode
+from manager.tuners.base import NoMoreTrials, Parameters, Tuner, TunerError, check_optimize_mode, signed_score
 from manager.tuners.checkpoint import CheckpointFormat, rng_from_json, rng_to_json, space_fingerprint
 from trials.searchspace import SearchSpace
 
@@ -444,13 +444,7 @@ class PPOTuner(Tuner):
 
     # -- helpers ---------------------------------------------------------------------------------
     def _signed(self, value: Any) -> float | None:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return None
-        if not math.isfinite(number):
-            return None
-        return number if self.optimize_mode == "maximize" else -number
+        return signed_score(value, self.optimize_mode)
 
     def _encode(self, parameters: Any) -> Actions | None:
         if self._actions is None or self._space is None:

@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from manager.tuners.base import Parameters, Tuner, TunerError, check_optimize_mode
+from manager.tuners.base import Parameters, Tuner, TunerError, check_optimize_mode, signed_score
 from manager.tuners.checkpoint import CheckpointFormat, rng_from_json, rng_to_json
 from manager.tuners.predictor_encoding import Genome, GenomeSpace
 from manager.tuners.predictor_model import EnsembleSettings, FittedEnsemble, fit_ensemble
@@ -198,7 +198,7 @@ class PredictorTuner(Tuner):
         except (ValueError, TypeError, KeyError):
             return False
         self._proposed.add(genome)
-        score = _score(value, self.optimize_mode)
+        score = signed_score(value, self.optimize_mode)
         if score is not None and genome not in self._observed_set:
             self._observed.append((genome, score))
             self._observed_set.add(genome)
@@ -288,13 +288,3 @@ def _genome(obj: Any) -> Genome:
     if not isinstance(obj, list) or not all(isinstance(gene, int) for gene in obj):
         raise ValueError(f"a genome is a list of whole numbers, got {obj!r}")
     return tuple(obj)
-
-
-def _score(value: Any, mode: str) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
-        return None
-    return number if mode == "maximize" else -number
