@@ -163,9 +163,11 @@ def _table_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
 
 
 def pareto_table(pareto: Mapping[str, Any]) -> str:
-    """The front: ``TRIAL <one column per objective> <one per choice key> DURATION``."""
-    front = pareto.get("front") or []
-    metrics = [str(o["metric"]) for o in pareto.get("objectives") or []]
+    """The front: ``TRIAL <one column per objective> <one per choice key> DURATION``, listed along
+    the front: the best of the first objective first (so the others go from their worst to best)."""
+    objectives = pareto.get("objectives") or []
+    metrics = [str(o["metric"]) for o in objectives]
+    front = sorted(pareto.get("front") or [], key=lambda trial: _along(trial, objectives))
     keys = choice_keys(front)
     headers = ["TRIAL", *(m.upper() for m in metrics), *keys, "DURATION"]
     counts = {m for m in metrics if all(_is_count((t.get("values") or {}).get(m)) for t in front)}
@@ -179,6 +181,19 @@ def pareto_table(pareto: Mapping[str, Any]) -> str:
         row.append(format_duration(trial.get("duration")))
         rows.append(row)
     return format_table(headers, rows)
+
+
+def _along(trial: Mapping[str, Any], objectives: Sequence[Mapping[str, Any]]) -> tuple[float, ...]:
+    """Sort key: each objective's value, best first (a missing one last)."""
+    values = trial.get("values") or {}
+    key = []
+    for objective in objectives:
+        value = values.get(objective["metric"])
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            key.append(float("inf"))
+        else:
+            key.append(-float(value) if objective.get("mode") == "maximize" else float(value))
+    return tuple(key)
 
 
 def _is_count(value: Any) -> bool:

@@ -216,4 +216,17 @@ def test_pareto_table_shows_counts_without_decimals_and_accuracies_with_four() -
     objectives = [{"metric": "accuracy", "mode": "maximize"}, {"metric": "params", "mode": "minimize"}]
     table = pareto_table({"objectives": objectives, "front": front})
     rows = [line.split() for line in table.splitlines()[1:]]
-    assert [row[1:3] for row in rows] == [["0.9000", "1546"], ["1.0000", "3882"]]
+    assert [row[1:3] for row in rows] == [["1.0000", "3882"], ["0.9000", "1546"]]
+
+
+def test_pareto_table_lists_the_front_along_it_best_first_objective_first() -> None:
+    from nasctl.output import pareto_table
+
+    accuracies = {"a": (0.90, 10.0), "b": (0.97, 30.0), "c": (0.80, 5.0), "d": (0.95, 20.0)}
+    front = [
+        {"id": i, "values": {"accuracy": acc, "latency": lat}, "parameters": {}, "duration": 1.0}
+        for i, (acc, lat) in accuracies.items()
+    ]
+    objectives = [{"metric": "accuracy", "mode": "maximize"}, {"metric": "latency", "mode": "minimize"}]
+    table = pareto_table({"objectives": objectives, "front": front})
+    assert [line.split()[0] for line in table.splitlines()[1:]] == ["b", "d", "a", "c"]
