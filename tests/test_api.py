@@ -17,6 +17,9 @@ from conftest import (
     fast_trial_config,
     wait_until,
 )
+from dashboard_data import write_search_log
+
+from manager.http.viewnas import ViewNasServer
 
 Config = Callable[..., dict[str, Any]]
 
@@ -270,6 +273,17 @@ def test_a_method_the_resource_does_not_take_is_a_405_with_its_allow(
     response = served.client.put(f"/experiments/{finished['id']}/trials")
     assert response.status_code == 405 and response.headers["allow"] == "GET, OPTIONS"
     assert response.json()["detail"] == "PUT is not allowed here; allowed: GET, OPTIONS"
+
+
+def test_the_view_nas_server_answers_errors_as_problems_too(tmp_path: Path) -> None:
+    server = ViewNasServer.for_folder(write_search_log(tmp_path / "log", steps=2)).start()
+    try:
+        with httpx.Client(base_url=server.url, trust_env=False) as client:
+            response = client.post("/api/v1/searchlog")
+    finally:
+        server.stop()
+    assert response.status_code == 405 and response.headers["allow"] == "GET, OPTIONS"
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_the_document_lists_each_error_of_an_operation_as_a_problem(served: RunningDaemon) -> None:
