@@ -17,6 +17,9 @@ from conftest import (
     fast_trial_config,
     wait_until,
 )
+from dashboard_data import write_search_log
+
+from manager.http.viewnas import ViewNasServer
 
 Config = Callable[..., dict[str, Any]]
 
@@ -92,7 +95,7 @@ def test_every_other_route_needs_the_token(anonymous: httpx.Client, method: str,
     missing = anonymous.request(method, path)
     wrong = anonymous.request(method, path, headers={"Authorization": "Bearer not-the-token"})
     assert (missing.status_code, wrong.status_code) == (401, 401)
-    assert "token" in missing.json()["detail"] and wrong.json() == {"detail": "invalid token"}
+    assert "token" in missing.json()["detail"] and wrong.json()["detail"] == "invalid token"
 
 
 def test_the_token_is_not_accepted_in_another_scheme(served: RunningDaemon, anonymous: httpx.Client) -> None:
@@ -107,7 +110,13 @@ def test_the_token_is_not_accepted_in_another_scheme(served: RunningDaemon, anon
 def test_an_unknown_experiment_is_a_404(served: RunningDaemon, method: str, path: str) -> None:
     response = served.client.request(method, path, json={} if method == "PATCH" else None)
     assert response.status_code == 404
-    assert response.json() == {"detail": "experiment 'x' not found"}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "experiment 'x' not found",
+    }
 
 
 @pytest.mark.parametrize(
@@ -212,11 +221,11 @@ def test_a_tuner_that_cannot_be_imported_is_a_400(served: RunningDaemon, tmp_pat
 @pytest.mark.parametrize(
     ("body", "status", "detail"),
     [
-        (b"{not json", 422, "body: not valid JSON"),
-        (b"[1, 2]", 422, "body: must be a JSON object"),
-        (b'{"baseDir": "/"}', 422, "body: missing 'config'"),
-        (b"[" * 100_000, 422, "body: "),
-        (b'{"config": {}, "baseDir": "/", "extra": 1}', 422, "body: unknown field 'extra'"),
+        (b"{not json", 400, "body: not valid JSON"),
+        (b"[1, 2]", 400, "body: must be a JSON object"),
+        (b'{"baseDir": "/"}', 400, "body: missing 'config'"),
+        (b"[" * 100_000, 400, "body: "),
+        (b'{"config": {}, "baseDir": "/", "extra": 1}', 400, "body: unknown field 'extra'"),
         (
             b'{"config": {"trialCommand": "x"}, "baseDir": "relative/dir"}',
             400,
@@ -230,6 +239,68 @@ def test_a_malformed_create_body_is_refused_with_one_line(
     response = served.client.post("/experiments", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status
     assert response.json()["detail"].startswith(detail)
+
+
+def test_a_refused_value_is_a_problem_naming_its_field(served: RunningDaemon) -> None:
+    response = served.client.get("/experiments", params={"status": "DONNE"})
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["type"], problem["title"], problem["status"], problem["field"]) == (
+        "about:blank",
+        "Bad Request",
+        400,
+        "status",
+    )
+
+
+@pytest.mark.parametrize("value", [" 5", "+5", "1_0", "\u0665"])
+def test_a_whole_number_query_takes_ascii_digits_only(served: RunningDaemon, value: str) -> None:
+    response = served.client.get("/experiments/x/trials", params={"limit": value})
+    assert response.status_code in (400, 404)
+    response = served.client.get("/experiments", params={"status": value})
+    assert response.status_code == 400
+
+
+def test_options_lists_every_method_of_the_resource(served: RunningDaemon, finished: dict[str, Any]) -> None:
+    response = served.client.options(f"/experiments/{finished['id']}")
+    assert response.status_code == 204
+    assert response.headers["allow"] == "DELETE, GET, OPTIONS, PATCH"
+
+
+def test_a_method_the_resource_does_not_take_is_a_405_with_its_allow(
+    served: RunningDaemon, finished: dict[str, Any]
+) -> None:
+    response = served.client.put(f"/experiments/{finished['id']}/trials")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, OPTIONS"
+    assert response.json()["detail"] == "PUT is not allowed here; allowed: GET, OPTIONS"
+
+
+def test_the_view_nas_server_answers_errors_as_problems_too(tmp_path: Path) -> None:
+    server = ViewNasServer.for_folder(write_search_log(tmp_path / "log", steps=2)).start()
+    try:
+        with httpx.Client(base_url=server.url, trust_env=False) as client:
+            response = client.post("/api/v1/searchlog")
+    finally:
+        server.stop()
+    assert response.status_code == 405 and response.headers["allow"] == "GET, OPTIONS"
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_document_lists_each_error_of_an_operation_as_a_problem(served: RunningDaemon) -> None:
+    document = served.client.get(served.client.base_url.join("/openapi.json")).json()
+    responses = document["paths"]["/api/v1/experiments/{experiment_id}/stop"]["post"]["responses"]
+    assert sorted(responses) == ["200", "401", "403", "404", "409", "421", "507"]
+    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    assert responses["404"]["content"] == {"application/problem+json": problem}
+    listed = document["paths"]["/api/v1/experiments"]["get"]["responses"]
+    assert sorted(listed) == ["200", "400", "401", "421"]
+
+
+def test_a_patch_takes_a_duration_as_the_document_writes_it(
+    served: RunningDaemon, finished: dict[str, Any]
+) -> None:
+    response = served.client.patch(f"/experiments/{finished['id']}", json={"maxExperimentDuration": " 30m"})
+    assert response.status_code == 400 and response.json()["field"] == "maxExperimentDuration"
 
 
 def test_list_is_newest_first_and_filters_by_status(served: RunningDaemon, finished: dict[str, Any]) -> None:

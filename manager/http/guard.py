@@ -8,7 +8,7 @@ Host header that names this machine.
   (``127.0.0.1``, ``localhost``, ``[::1]``). A web page whose own host name an attacker points at
   127.0.0.1 ("DNS rebinding") is then refused with 421, whatever it guesses.
 
-Answers are JSON ``{"detail": ...}`` like the API's own.
+Answers are problem details (``application/problem+json``) like the API's own.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from manager.http.errors import PROBLEM_MEDIA_TYPE, problem
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -93,13 +95,13 @@ def _host_name(host: str) -> str:
 
 
 async def _answer(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    body = json.dumps(problem(status, detail)).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],

@@ -10,6 +10,7 @@ documents them with :func:`manager.http.openapi.documented`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ from trials.messages import did_you_mean
 MAX_SQL_INT = 2**63 - 1
 #: The most trials (or best trials) one answer holds.
 MAX_PAGE = 1000
+#: What a whole-number parameter may look like: ASCII digits, a minus sign at most.
+DIGITS = re.compile(r"-?[0-9]+")
 
 
 def query(request: Request, name: str) -> str | None:
@@ -38,14 +41,13 @@ def int_query(request: Request, name: str, default: int, low: int, high: int | N
     if text is None:
         return default
     allowed = f"a whole number from {low} to {high}" if high is not None else f"a whole number >= {low}"
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name}: must be {allowed}, got {text!r}") from None
+    if not DIGITS.fullmatch(text):  # int() would also take " 5", "+5", "1_0" and other scripts' digits
+        raise ApiError(400, f"{name}: must be {allowed}, got {text!r}", name)
+    value = int(text)
     if value < low or (high is not None and value > high):
-        raise ApiError(400, f"{name}: must be {allowed}, got {value}")
+        raise ApiError(400, f"{name}: must be {allowed}, got {value}", name)
     if value > MAX_SQL_INT:  # the database cannot even compare with it
-        raise ApiError(400, f"{name}: must be a whole number from {low} to {MAX_SQL_INT}, got {value}")
+        raise ApiError(400, f"{name}: must be a whole number from {low} to {MAX_SQL_INT}, got {value}", name)
     return value
 
 
@@ -56,7 +58,9 @@ def choice_query(request: Request, name: str, options: tuple[str, ...], default:
         return default
     if text not in options:
         raise ApiError(
-            400, f"{name}: unknown value {text!r}{did_you_mean(text, options)}; allowed: {', '.join(options)}"
+            400,
+            f"{name}: unknown value {text!r}{did_you_mean(text, options)}; allowed: {', '.join(options)}",
+            name,
         )
     return text
 

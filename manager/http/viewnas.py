@@ -21,6 +21,8 @@ from fastapi import Depends, FastAPI, Request
 from starlette.exceptions import HTTPException
 
 from manager.http import auth
+from manager.http.errors import install_error_handlers
+from manager.http.methods import RouteTable
 from manager.http.queries import int_query
 from manager.http.routes.dashboard import install_web
 from manager.views.searchlog import DEFAULT_POINTS, MAX_POINTS, SearchLog
@@ -47,7 +49,9 @@ def create_viewnas_app(log: SearchLog, token: str) -> FastAPI:
         points = int_query(request, "points", DEFAULT_POINTS, 2, MAX_POINTS)
         return log.view(points)
 
-    install_web(app, token, mode="searchlog")
+    web = install_web(app, token, mode="searchlog")
+    install_error_handlers(app)  # errors as problem details, Allow on a 405, like the daemon's
+    app.state.routes = RouteTable.of([("", app.router), ("", web)], lambda _route: False)
     return app
 
 

@@ -109,6 +109,8 @@ class Dashboard:
         return router
 
 
-def install_web(app: FastAPI, token: str, mode: str) -> None:
-    """Serve the dashboard at ``/`` and its files under ``/static/``, both behind the token."""
-    app.include_router(Dashboard(token, mode).router())
+def install_web(app: FastAPI, token: str, mode: str) -> APIRouter:
+    """Serve the dashboard at ``/`` and its files under ``/static/``, both behind the token; its router."""
+    router = Dashboard(token, mode).router()
+    app.include_router(router)
+    return router

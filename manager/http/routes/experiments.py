@@ -6,16 +6,15 @@ an experiment run on the event loop, where the experiment loops live.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from manager.config import parse_config
-from manager.http.bodies import CREATE_BODY, PATCH_BODY, json_body, parse_patch, show
+from manager.http.bodies import CREATE_BODY, PATCH_BODY, json_body, parse_create, parse_patch
 from manager.http.errors import ApiError
-from manager.http.openapi import documented
+from manager.http.openapi import conflict, documented
 from manager.http.queries import ChoiceQuery, experiment_or_404
 from manager.http.responses import SafeJSONResponse
 from manager.http.shapes import describe_experiment, experiment_json
@@ -46,19 +45,9 @@ def list_experiments(request: Request, state: State) -> Response:
 
 @router.post("/experiments", status_code=201, response_model=None, openapi_extra=documented(body=CREATE_BODY))
 async def create_experiment(request: Request, state: State) -> dict[str, Any]:
-    body = await json_body(request)
-    unknown = [k for k in body if k not in ("config", "baseDir")]
-    if unknown:
-        raise ApiError(422, f"body: unknown field {unknown[0]!r}; allowed: config, baseDir")
-    if "config" not in body:
-        raise ApiError(422, "body: missing 'config' (the experiment YAML as a JSON object)")
-    base_dir = body.get("baseDir")
-    if not isinstance(base_dir, str) or not os.path.isabs(base_dir):
-        raise ApiError(
-            400, f"baseDir: must be an absolute path (the folder of the YAML), got {show(base_dir)}"
-        )
+    config_json, base_dir = parse_create(await json_body(request))
     try:
-        config = parse_config(body["config"], Path(base_dir), source="config")
+        config = parse_config(config_json, Path(base_dir), source="config")
         record = await state.experiments.create(config)
     except ValueError as exc:  # ConfigError, SearchSpaceError, TunerError: nothing was created
         raise ApiError(400, one_line(str(exc))) from None
@@ -82,13 +71,17 @@ async def update_experiment(experiment_id: str, request: Request, state: State) 
     return describe_experiment(state.store, record)
 
 
-@router.post(f"{EXPERIMENT}/stop", response_model=None)
+@router.post(f"{EXPERIMENT}/stop", response_model=None, responses=conflict("the experiment is not active"))
 async def stop_experiment(experiment_id: str, state: State) -> dict[str, Any]:
     experiment_or_404(state.store, experiment_id)
     return describe_experiment(state.store, await state.experiments.stop(experiment_id))
 
 
-@router.post(f"{EXPERIMENT}/resume", response_model=None)
+@router.post(
+    f"{EXPERIMENT}/resume",
+    response_model=None,
+    responses=conflict("the experiment is not STOPPED, DONE or ERROR"),
+)
 async def resume_experiment(experiment_id: str, state: State) -> dict[str, Any]:
     experiment_or_404(state.store, experiment_id)
     return describe_experiment(state.store, await state.experiments.resume(experiment_id))
@@ -101,7 +94,7 @@ async def delete_experiment(experiment_id: str, state: State) -> Response:
     return Response(status_code=204)
 
 
-@router.get(f"{EXPERIMENT}/search-space", response_model=None)
+@router.get(f"{EXPERIMENT}/search-space", response_model=None, responses=conflict("no search space yet"))
 def search_space(experiment_id: str, state: State) -> Any:
     record = experiment_or_404(state.store, experiment_id)
     if record.search_space is None:

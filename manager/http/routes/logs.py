@@ -30,6 +30,7 @@ TAIL = IntQuery("tail", -1, 0)
     response_class=PlainTextResponse,
     response_model=None,
     openapi_extra=documented(TAIL),
+    responses={403: {"description": "the log leads outside the experiment's folder (a symlink)"}},
 )
 def trial_log(experiment_id: str, trial_id: str, stream: str, request: Request, state: State) -> Response:
     trial = trial_or_404(state.store, experiment_id, trial_id)

@@ -49,7 +49,17 @@ def best(experiment_id: str, request: Request, state: State) -> Response:
     )
 
 
-@router.get("/experiments/{experiment_id}/export", response_model=None, openapi_extra=documented(FORMAT))
+@router.get(
+    "/experiments/{experiment_id}/export",
+    response_model=None,
+    openapi_extra=documented(FORMAT),
+    responses={
+        200: {
+            "description": "every trial: JSON rows, or CSV with format=csv",
+            "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def export(experiment_id: str, request: Request, state: State) -> Any:
     record = experiment_or_404(state.store, experiment_id)
     kind = FORMAT.read(request)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from manager.http.openapi import documented
+from manager.http.openapi import conflict, documented
 from manager.http.queries import MAX_PAGE, ChoiceQuery, IntQuery, experiment_or_404, trial_or_404
 from manager.http.responses import SafeJSONResponse
 from manager.http.shapes import metric_json, trial_json
@@ -57,7 +57,7 @@ def get_trial(experiment_id: str, trial_id: str, state: State) -> Response:
     return SafeJSONResponse(out)
 
 
-@router.delete(TRIAL, response_model=None)
+@router.delete(TRIAL, response_model=None, responses=conflict("the trial has ended already"))
 async def kill_trial(experiment_id: str, trial_id: str, state: State) -> dict[str, Any]:
     trial_or_404(state.store, experiment_id, trial_id)
     return trial_json(await state.experiments.cancel_trial(experiment_id, trial_id))

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from manager.http.openapi import documented
+from manager.http.openapi import conflict, documented
 from manager.http.pareto import objectives_or_409, pareto_json
 from manager.http.queries import IntQuery, experiment_or_404
 from manager.http.responses import SafeJSONResponse
@@ -71,10 +71,7 @@ def nas_view(experiment_id: str, request: Request, state: State) -> Response:
 @router.get(
     "/experiments/{experiment_id}/pareto",
     response_model=None,
-    responses={
-        404: {"description": "unknown experiment"},
-        409: {"description": "a single-objective experiment (no 'objectives' in its config): no front"},
-    },
+    responses=conflict("a single-objective experiment (no 'objectives' in its config): no front"),
 )
 def pareto_front(experiment_id: str, state: State) -> Response:
     record = experiment_or_404(state.store, experiment_id)
