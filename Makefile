@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench crash-stress clean browser postgres gpu-wheels
+.PHONY: setup demo test lint bench contract crash-stress clean browser postgres gpu-wheels
 
 setup: $(STAMP)
 
@@ -49,6 +49,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# The REST API's OpenAPI contract at length: schemathesis --checks all, every phase, 500 examples per
+# operation against a live daemon (about 11,000 requests, 3 minutes; `make test` runs it small).
+contract: $(STAMP)
+	NASCTL_CONTRACT_EXAMPLES=500 $(BIN)/python -m pytest -q -s tests/reliability/test_openapi_contract.py
 
 # ROUNDS rounds of 1-3 SIGKILLs of the daemon (random and aimed moments), each checking that every trial ran
 # exactly once, every result was stored and heard once, and nothing was left running (issue 20).
