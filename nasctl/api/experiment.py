@@ -56,26 +56,27 @@ class Experiment:
         Relative paths in it resolve against the YAML's folder, else the current folder, or
         ``base_dir`` when given. Nothing is sent before :meth:`start`.
         """
-        self._source: ConfigSource | None = read_config(config, base_dir)
-        self._home = Path(home).expanduser() if home is not None else default_home()
-        self._id: str | None = None
-        self._last: dict[str, Any] | None = None
-        self._info: DaemonInfo | None = None
-        self._client: Client | None = None
+        self._open(read_config(config, base_dir), home, None)
 
     @classmethod
     def attach(cls, experiment_id: str, home: str | os.PathLike[str] | None = None) -> Experiment:
         """A handle on an existing experiment (the home's daemon is started if none runs, as the CLI
         does); ``ExperimentNotFound`` if the home has none by that id."""
         exp = cls.__new__(cls)
-        exp._source = None
-        exp._home = Path(home).expanduser() if home is not None else default_home()
-        exp._id = experiment_id
-        exp._last = None
-        exp._info = None
-        exp._client = None
+        exp._open(None, home, experiment_id)
         exp.describe()
         return exp
+
+    def _open(
+        self, source: ConfigSource | None, home: str | os.PathLike[str] | None, experiment_id: str | None
+    ) -> None:
+        """The handle's state: a config to send (a new experiment) or the id of one (attached)."""
+        self._source = source
+        self._home = Path(home).expanduser() if home is not None else default_home()
+        self._id = experiment_id
+        self._last: dict[str, Any] | None = None
+        self._info: DaemonInfo | None = None
+        self._client: Client | None = None
 
     # -- what it is ----------------------------------------------------------------------------
     @property
