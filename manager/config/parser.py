@@ -38,24 +38,24 @@ from trials.numbers import is_whole
 from trials.objectives import ObjectiveError, Objectives
 from trials.searchspace import SearchSpace
 
-_LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 #: Platforms a config may name that are not available yet -> why, for the message.
 _PLANNED_PLATFORMS: dict[str, str] = {}
 #: Ray's actor scheduling, by the names of its placement strategies.
-_PLACEMENT_STRATEGIES = ("PACK", "SPREAD")
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD")
 #: Ray refuses resource amounts finer than this.
 _RESOURCE_STEP = 0.0001
 #: Keys of trainingService that only the Ray platform reads.
 _RAY_ONLY = ("address", "resources", "placementStrategy")
 
 #: nasctl's own top-level key (NNI has none): stop after this many FAILED trials in a row.
-_MAX_FAILURES = "maxConsecutiveFailures"
+MAX_FAILURES = "maxConsecutiveFailures"
 #: Keys whose null is a value (it turns the key's default off) rather than "not given".
-_NULL_IS_A_VALUE = (_MAX_FAILURES,)
+NULL_IS_A_VALUE = (MAX_FAILURES,)
 
 #: NNI v2 top-level keys (the canonical form), and nasctl's.
-_V2_KEYS = (
+V2_KEYS = (
     "experimentName",
     "searchSpaceFile",
     "searchSpace",
@@ -68,7 +68,7 @@ _V2_KEYS = (
     "maxTrialNumber",
     "maxExperimentDuration",
     "maxTrialDuration",
-    _MAX_FAILURES,
+    MAX_FAILURES,
     "tuner",
     "assessor",
     "trainingService",
@@ -76,9 +76,9 @@ _V2_KEYS = (
     "constraints",
 )
 #: Keys that nasctl accepts only as false (what true would ask for, it does not do).
-_FALSE_ONLY = ("useAnnotation", "multiPhase")
+FALSE_ONLY = ("useAnnotation", "multiPhase")
 #: Harmless keys accepted and ignored -> the kind of value checked (so a typo in a value still shows).
-_IGNORED = {
+IGNORED = {
     **nni_v1.IGNORED,
     "logLevel": "level",
     "debug": "bool",
@@ -92,8 +92,8 @@ _UNSUPPORTED = {
     "sharedStorage": "not supported; remove the key",
     **nni_v1.UNSUPPORTED,
 }
-_TOP_KEYS = (*_V2_KEYS, *nni_v1.TRANSLATED, *_FALSE_ONLY, *_IGNORED, *_UNSUPPORTED)
-_SERVICE_KEYS = (
+_TOP_KEYS = (*V2_KEYS, *nni_v1.TRANSLATED, *FALSE_ONLY, *IGNORED, *_UNSUPPORTED)
+SERVICE_KEYS = (
     "platform",
     "useActiveGpu",
     "maxTrialNumberPerGpu",
@@ -104,12 +104,12 @@ _SERVICE_KEYS = (
     "reuseMode",
 )
 #: Tuner and assessor keys: v2 spelling first; v1 spellings are renamed.
-_ALGORITHM_V2 = ("name", "className", "codeDirectory", "classFileName", "classArgs")
+ALGORITHM_V2 = ("name", "className", "codeDirectory", "classFileName", "classArgs")
 #: NNI's key that sends an early-stopped trial's last intermediate result to the tuner as its final one.
-_INCLUDE_INTERMEDIATE = "includeIntermediateResults"
-_TUNER_V2 = (*_ALGORITHM_V2, _INCLUDE_INTERMEDIATE)
+INCLUDE_INTERMEDIATE = "includeIntermediateResults"
+_TUNER_V2 = (*ALGORITHM_V2, INCLUDE_INTERMEDIATE)
 _TUNER_KEYS = (*_TUNER_V2, *nni_v1.TUNER_RENAMES, *nni_v1.TUNER_IGNORED)
-_ASSESSOR_KEYS = (*_ALGORITHM_V2, *nni_v1.ASSESSOR_RENAMES, *nni_v1.ASSESSOR_IGNORED)
+_ASSESSOR_KEYS = (*ALGORITHM_V2, *nni_v1.ASSESSOR_RENAMES, *nni_v1.ASSESSOR_IGNORED)
 
 
 def parse_config(obj: Any, base_dir: Path, source: str = "config") -> ExperimentConfig:
@@ -139,12 +139,12 @@ class _Parser(ValueReader):
 
     def experiment(self, obj: Any) -> ExperimentConfig:
         top = self.mapping(obj, None)
-        self.check_keys(top, _TOP_KEYS, _V2_KEYS, None)
+        self.check_keys(top, _TOP_KEYS, V2_KEYS, None)
         fields: dict[str, Entry] = {}
         service: dict[str, Entry] = {}
 
         def put(target: dict[str, Entry], key: str, label: str, value: Any) -> None:
-            if value is None and key not in _NULL_IS_A_VALUE:
+            if value is None and key not in NULL_IS_A_VALUE:
                 return
             if key in target:
                 raise self.fail(label, f"duplicates {target[key].label}; give only one of them")
@@ -161,24 +161,24 @@ class _Parser(ValueReader):
                 if value is None:
                     continue
                 section = self.mapping(value, "trainingService")
-                self.check_keys(section, _SERVICE_KEYS, _SERVICE_KEYS[:-1], "trainingService")
+                self.check_keys(section, SERVICE_KEYS, SERVICE_KEYS[:-1], "trainingService")
                 for sub, item in section.items():
                     put_service(sub, f"trainingService.{sub}", item)
-            elif key in _V2_KEYS:
+            elif key in V2_KEYS:
                 put_field(key, key, value)
             elif key in nni_v1.TRANSLATED:
                 nni_v1.translate(self, key, value, put_field, put_service)
-            elif key in _FALSE_ONLY:
+            elif key in FALSE_ONLY:
                 if value is not None and self.boolean(Entry(key, value)):
                     raise self.fail(key, "must be false; nasctl does not support it")
-            elif key in _IGNORED:
+            elif key in IGNORED:
                 self.ignored(key, value)
             else:
                 raise self.fail(key, _UNSUPPORTED[key])
         return self.build(fields, service)
 
     def ignored(self, key: str, value: Any) -> None:
-        kind = _IGNORED[key]
+        kind = IGNORED[key]
         if value is None or kind == "any":
             return
         entry = Entry(key, value)
@@ -186,8 +186,8 @@ class _Parser(ValueReader):
             self.string(entry)
         elif kind == "bool":
             self.boolean(entry)
-        elif kind == "level" and value not in _LOG_LEVELS:
-            raise self.fail(key, f"must be one of {', '.join(_LOG_LEVELS)}, got {describe(value)}")
+        elif kind == "level" and value not in LOG_LEVELS:
+            raise self.fail(key, f"must be one of {', '.join(LOG_LEVELS)}, got {describe(value)}")
         elif kind == "logCollection" and value not in ("http", "none"):
             raise self.fail(key, f"must be http or none, got {describe(value)}")
 
@@ -265,7 +265,7 @@ class _Parser(ValueReader):
             max_trial_number=optional("maxTrialNumber", lambda e: self.whole(e, 1)),
             max_experiment_duration=optional("maxExperimentDuration", self.duration),
             max_trial_duration=optional("maxTrialDuration", self.duration),
-            max_consecutive_failures=self.failure_limit(get(_MAX_FAILURES)),
+            max_consecutive_failures=self.failure_limit(get(MAX_FAILURES)),
             tuner=tuner,
             assessor=self.assessor(get("assessor")),
             include_intermediate_results=include_intermediate,
@@ -333,9 +333,9 @@ class _Parser(ValueReader):
             return TunerConfig(name=DEFAULT_TUNER), False
         section = self.mapping(entry.value, "tuner")
         self.check_keys(section, _TUNER_KEYS, _TUNER_V2, "tuner")
-        include = section.get(_INCLUDE_INTERMEDIATE)
-        flag = False if include is None else self.boolean(Entry(f"tuner.{_INCLUDE_INTERMEDIATE}", include))
-        rest = {k: v for k, v in section.items() if k != _INCLUDE_INTERMEDIATE}
+        include = section.get(INCLUDE_INTERMEDIATE)
+        flag = False if include is None else self.boolean(Entry(f"tuner.{INCLUDE_INTERMEDIATE}", include))
+        rest = {k: v for k, v in section.items() if k != INCLUDE_INTERMEDIATE}
         renames, ignored = nni_v1.TUNER_RENAMES, nni_v1.TUNER_IGNORED
         return self.algorithm(rest, "tuner", builtin_names(), renames, ignored), flag
 
@@ -344,7 +344,7 @@ class _Parser(ValueReader):
         if entry is None:
             return None
         section = self.mapping(entry.value, "assessor")
-        self.check_keys(section, _ASSESSOR_KEYS, _ALGORITHM_V2, "assessor")
+        self.check_keys(section, _ASSESSOR_KEYS, ALGORITHM_V2, "assessor")
         renames, ignored = nni_v1.ASSESSOR_RENAMES, nni_v1.ASSESSOR_IGNORED
         config = self.algorithm(section, "assessor", builtin_assessor_names(), renames, ignored)
         if self.check_files:
@@ -467,7 +467,7 @@ class _Parser(ValueReader):
         resources = {} if (entry := service.get("resources")) is None else self.ray_resources(entry)
         placement = "PACK"
         if (entry := service.get("placementStrategy")) is not None:
-            if entry.value not in _PLACEMENT_STRATEGIES:
+            if entry.value not in PLACEMENT_STRATEGIES:
                 raise self.fail(entry.label, f"must be PACK or SPREAD, got {describe(entry.value)}")
             placement = entry.value
         use_active = service.get("useActiveGpu")

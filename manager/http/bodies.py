@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 
 from manager.config import MAX_COUNT
+from manager.config.json_schema import config_schema
 from manager.http.errors import ApiError
 from manager.http.openapi import integer
 from trials.durations import parse_duration
@@ -31,7 +32,7 @@ CREATE_BODY: dict[str, Any] = {
     "required": list(CREATE_FIELDS),
     "additionalProperties": False,
     "properties": {
-        "config": {"type": "object", "description": "the experiment YAML as JSON"},
+        "config": config_schema(),
         "baseDir": {
             "type": "string",
             "pattern": ABSOLUTE_PATH,

@@ -123,9 +123,31 @@ def document_errors(app: FastAPI, routes: RouteTable) -> None:
                         "description": declared.get("description") or STATUSES[status],
                         "content": content,
                     }
+        link_new_experiments(document)
         if not schemas:
             document["components"].pop("schemas")
         app.openapi_schema = document
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+#: The operation that creates experiments, and the path parameter its answer's ``id`` fills.
+CREATE_EXPERIMENT = ("/api/v1/experiments", "post", "201")
+EXPERIMENT_PARAMETER = "experiment_id"
+
+
+def link_new_experiments(document: dict[str, Any]) -> None:
+    """OpenAPI links from a created experiment to every operation on it (its ``id`` is their
+    ``experiment_id``), so clients and the fuzzer's stateful phase can follow one to the next."""
+    path, method, status = CREATE_EXPERIMENT
+    links: dict[str, Any] = {}
+    for other, operations in document.get("paths", {}).items():
+        if not other.startswith(f"{path}/{{{EXPERIMENT_PARAMETER}}}") or other.count("{") != 1:
+            continue
+        for operation in operations.values():
+            links[operation["operationId"]] = {
+                "operationId": operation["operationId"],
+                "parameters": {EXPERIMENT_PARAMETER: "$response.body#/id"},
+            }
+    document["paths"][path][method]["responses"][status]["links"] = links

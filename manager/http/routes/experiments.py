@@ -50,7 +50,8 @@ async def create_experiment(request: Request, state: State) -> dict[str, Any]:
         config = parse_config(config_json, Path(base_dir), source="config")
         record = await state.experiments.create(config)
     except ValueError as exc:  # ConfigError, SearchSpaceError, TunerError: nothing was created
-        raise ApiError(400, one_line(str(exc))) from None
+        field = getattr(exc, "field", None)
+        raise ApiError(400, one_line(str(exc)), "config" if field is None else f"config.{field}") from None
     return describe_experiment(state.store, state.store.get_experiment(record.id) or record)
 
 
