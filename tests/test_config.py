@@ -840,7 +840,7 @@ def test_ray_address_is_auto_host_port_or_ray_client(project: Path, address: str
         assert error_of(obj, project).startswith("exp.yaml: trainingService.address: must be")
 
 
-@pytest.mark.parametrize("value", [0, -1, "1", True, 0.00001, math.inf])
+@pytest.mark.parametrize("value", [0, -1, "1", True, 0.00001, math.inf, 1.7e308])
 def test_trial_cpu_number_must_be_a_positive_amount(project: Path, value: Any) -> None:
     message = error_of(
         {"trialCommand": "x", "trialCpuNumber": value, "trainingService": {"platform": "ray"}}, project

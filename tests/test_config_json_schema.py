@@ -94,6 +94,9 @@ REFUSED_VALUES = {
     "true for a false-only key": minimal(useAnnotation=True),
     "an objective's unknown mode": minimal(objectives=[{"metric": "a", "mode": "max"}]),
     "a gpu index twice": minimal(trainingService={"gpuIndices": [0, 0]}),
+    "a CPU amount too large to count (was a 500)": minimal(
+        trialCpuNumber=1.7e308, trainingService={"platform": "ray"}
+    ),
     "Ray's CPU as a custom resource": minimal(trainingService={"platform": "ray", "resources": {"CPU": 1}}),
 }
 

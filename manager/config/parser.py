@@ -518,8 +518,10 @@ class _Parser(ValueReader):
         allowed = "a number > 0 (fractions in steps of 0.0001)"
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}")
+        if value <= 0 or value > MAX_COUNT:  # first: round() of a huge value overflows
+            raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}")
         steps = value / _RESOURCE_STEP
-        if value <= 0 or abs(steps - round(steps)) > 1e-6 or value > MAX_COUNT:
+        if abs(steps - round(steps)) > 1e-6:
             raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}")
         return float(value)
 
