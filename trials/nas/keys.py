@@ -92,3 +92,18 @@ def init_key(mutable: Any, key: Any, owner_types: tuple[type, ...]) -> None:
     state["_key"] = key
     if numbering is not None:
         numbering.explicit.add(key)
+
+
+class Keyed:
+    """The ``key`` property of every framework's mutables (mixed in before the framework's base)."""
+
+    _key: str
+
+    @property
+    def key(self) -> str:
+        """The key in the search space (see :mod:`trials.nas.mutables` for when an auto key is final).
+
+        Reading it is noted, so a parse that renames the key can warn; our own code reads ``_key``.
+        """
+        self.__dict__["_key_read"] = True
+        return self._key

@@ -32,7 +32,7 @@ from torch import nn
 from trials.errors import MutableError
 from trials.nas import declarations as rules
 from trials.nas.declarations import INPUT, LAYER, NO_KEY, REDUCTIONS, SCOPE
-from trials.nas.keys import built_during_init_of, init_key
+from trials.nas.keys import Keyed, built_during_init_of, init_key
 
 __all__ = [
     "NO_KEY",
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 
-class Mutable(nn.Module):
+class Mutable(Keyed, nn.Module):
     """Base of everything that carries a key in a search space."""
 
     kind: ClassVar[str | None] = None
@@ -53,15 +53,6 @@ class Mutable(nn.Module):
     def __init__(self, key: Any = None) -> None:
         super().__init__()
         init_key(self, key, (nn.Module,))
-
-    @property
-    def key(self) -> str:
-        """The key in the search space (see the module docstring for when an auto key is final).
-
-        Reading it is noted, so a parse that renames the key can warn; our own code reads ``_key``.
-        """
-        self.__dict__["_key_read"] = True
-        return self._key
 
     def extra_repr(self) -> str:
         return f"key={self._key!r}"
