@@ -11,7 +11,9 @@ from nas_models import DIGITS_DIR
 
 pytest.importorskip("tensorflow")
 
+from manager.config.parser import load_config
 from manager.loop.ss_gen import generate_search_space
+from manager.tuners.registry import check_tuner_config
 from trials.searchspace import SearchSpace
 
 KERAS_DIGITS = DIGITS_DIR.parent / "digits-keras"
@@ -63,3 +65,13 @@ def test_two_keras_digits_trials_run_through_the_daemon_and_the_best_retrains(da
     assert retrain.returncode == 0 and "test accuracy" in retrain.stdout, retrain.stderr
     for key, value in best["parameters"].items():  # retrained the architecture it was given
         assert f"{key!r}: {value['_value']!r}" in retrain.stdout
+
+
+def test_the_keras_example_config_is_valid_as_nasctl_create_checks_it() -> None:
+    config = load_config(KERAS_DIGITS / "config.yml")
+    check_tuner_config(config.tuner)
+    assert (
+        config.trial_code_directory == KERAS_DIGITS
+        and config.search_space is None
+        and config.search_space_file is None
+    )

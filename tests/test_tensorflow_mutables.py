@@ -126,3 +126,25 @@ def test_bad_input_choice_arguments_give_the_pytorch_error(kwargs: dict) -> None
 def test_a_model_of_neither_framework_is_refused_naming_both() -> None:
     with pytest.raises(TypeError, match="torch nn.Module or a Keras layer/model.*got dict"):
         keras_nas.apply_fixed_architecture({}, {})
+
+
+class _Cell(keras_nas.MutableScope):
+    def __init__(self) -> None:
+        super().__init__("cell")
+        self.op = keras_nas.LayerChoice([L.Dense(2), L.Identity()], key="cell_op")
+
+    def call(self, x):
+        return self.op(x)
+
+
+def test_an_input_choice_may_choose_from_a_scope_and_a_keyless_input() -> None:
+    class Model(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell = _Cell()
+            self.pick = keras_nas.InputChoice(choose_from=["cell", ""], n_chosen=1, key="pick")
+
+    assert keras_nas.dump_search_space(Model()) == {
+        "cell_op": {"_type": "layer_choice", "_value": ["0", "1"]},
+        "pick": {"_type": "input_choice", "_value": {"candidates": ["cell", "in1"], "n_chosen": 1}},
+    }
