@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 
+import keras
 import numpy as np
+import tensorflow as tf
 from data import load_splits
 
 import trials
 from trials.nas.tensorflow import InputChoice, LayerChoice, get_and_apply_next_architecture
-from trials.nas.tensorflow._keras import keras, tf
 
 L = keras.layers
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 
+import keras
 import numpy as np
 from data import load_splits
 from model import DigitsNet, compile_model
 
 from trials.nas.tensorflow import apply_fixed_architecture
-from trials.nas.tensorflow._keras import keras
 
 
 def main() -> None:

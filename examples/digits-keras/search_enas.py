@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 
+import keras
 from data import batches, load_splits
 from model import DigitsNet
 
-from trials.nas.tensorflow._keras import keras
 from trials.nas.tensorflow.enas import EnasTrainer
 
 
