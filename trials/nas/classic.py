@@ -7,6 +7,9 @@ according to where the script runs:
 * in an experiment (a parameter file given by the training service): applies that architecture;
 * standalone (plain ``python model.py``): applies the file named by ``NASCTL_ARCHITECTURE``, or
   the first candidate of every choice, and says which on stderr.
+
+``model`` is a PyTorch ``nn.Module`` or a Keras model built with :mod:`trials.nas.tensorflow`'s
+choices: the framework's walk and apply step come from :mod:`trials.nas.backends`.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from torch import nn
 
 from trials import env, reporting
 from trials.errors import ArchitectureError
+from trials.nas.backends import Backend, backend_for, register
+from trials.nas.declarations import INPUT, NO_KEY
 from trials.nas.model import Occurrence, parse_model
-from trials.nas.mutables import NO_KEY, InputChoice, LayerChoice
+from trials.nas.mutables import InputChoice, LayerChoice
 from trials.searchspace import (
+    Decision,
     InputDecision,
     LayerDecision,
     architecture_to_json,
@@ -32,9 +38,26 @@ from trials.searchspace import (
 )
 
 
-def dump_search_space(model: nn.Module, path: str | Path | None = None) -> dict[str, Any]:
+def _apply_torch(occurrence: Occurrence, decision: Decision) -> None:
+    """A single-candidate LayerChoice is replaced by the chosen module (see apply_fixed_architecture)."""
+    module = occurrence.module
+    if isinstance(module, LayerChoice):
+        assert isinstance(decision, LayerDecision)
+        if module.return_mask or module.reduction == "none":
+            module.set_chosen([decision.index])  # the caller expects the (out, mask) or list shape
+        else:
+            setattr(occurrence.parent, occurrence.attribute, module[decision.index])
+    elif isinstance(module, InputChoice):
+        assert isinstance(decision, InputDecision)
+        module.set_chosen(decision.indices)
+
+
+register(Backend("torch", lambda model: isinstance(model, nn.Module), parse_model, _apply_torch))
+
+
+def dump_search_space(model: Any, path: str | Path | None = None) -> dict[str, Any]:
     """The model's search space in NNI's JSON form; also written to ``path`` (keys sorted) if given."""
-    space = parse_model(model).space
+    space = backend_for(model).parse(model).space
     if path is not None:
         space.dump(path)
     return space.to_json()
@@ -50,7 +73,7 @@ def _load(arch: str | Path | Mapping[str, Any]) -> tuple[Mapping[str, Any], str]
     return loads_strict(text, str(arch), ArchitectureError), str(arch)
 
 
-def apply_fixed_architecture(model: nn.Module, arch: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+def apply_fixed_architecture(model: Any, arch: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """Fix every choice of ``model`` to ``arch`` (a dict or a JSON file) and return it in full form.
 
     Keys must match the model's exactly; values take any form of
@@ -58,22 +81,13 @@ def apply_fixed_architecture(model: nn.Module, arch: str | Path | Mapping[str, A
     chosen module itself, so the model keeps no parameters of unused candidates (and a state
     dict reads ``conv1.weight``, not ``conv1.conv5x5.weight``). Raises :class:`ArchitectureError`.
     """
+    backend = backend_for(model)
     loaded, source = _load(arch)
-    parsed = parse_model(model)
+    parsed = backend.parse(model)
     loaded = _name_keyless_inputs(parsed.occurrences, loaded)
     decisions = parsed.space.parse_architecture(loaded, source)
     for occurrence in parsed.occurrences:
-        decision = decisions[occurrence.module.key]
-        module = occurrence.module
-        if isinstance(module, LayerChoice):
-            assert isinstance(decision, LayerDecision)
-            if module.return_mask or module.reduction == "none":
-                module.set_chosen([decision.index])  # the caller expects the (out, mask) or list shape
-            else:
-                setattr(occurrence.parent, occurrence.attribute, module[decision.index])
-        elif isinstance(module, InputChoice):
-            assert isinstance(decision, InputDecision)
-            module.set_chosen(decision.indices)
+        backend.apply(occurrence, decisions[occurrence.module.key])
     return architecture_to_json(decisions)
 
 
@@ -87,7 +101,7 @@ def _name_keyless_inputs(occurrences: Sequence[Occurrence], arch: Mapping[str, A
     fixed = dict(arch)
     for occurrence in occurrences:
         module, entry = occurrence.module, arch.get(occurrence.module.key)
-        if not (isinstance(module, InputChoice) and isinstance(entry, Mapping)):
+        if not (module.kind == INPUT and isinstance(entry, Mapping)):
             continue
         names, indices = entry.get("_value"), entry.get("_idx")
         if not (isinstance(names, list) and isinstance(indices, list) and len(names) == len(indices)):
@@ -104,7 +118,7 @@ def _name_keyless_inputs(occurrences: Sequence[Occurrence], arch: Mapping[str, A
     return fixed
 
 
-def get_and_apply_next_architecture(model: nn.Module) -> dict[str, Any]:
+def get_and_apply_next_architecture(model: Any) -> dict[str, Any]:
     """Apply this trial's architecture to ``model`` (see the module docstring); returns it."""
     target = os.environ.get(env.GEN_SEARCH_SPACE)
     if target:
@@ -118,7 +132,7 @@ def get_and_apply_next_architecture(model: nn.Module) -> dict[str, Any]:
     if arch_file:
         print(f"[nasctl] standalone: applying the architecture in {arch_file}", file=sys.stderr, flush=True)
         return apply_fixed_architecture(model, arch_file)
-    space = parse_model(model).space
+    space = backend_for(model).parse(model).space
     print(
         "[nasctl] standalone: no experiment, so the first candidate of every choice is used "
         f"(set {env.ARCHITECTURE}=file.json to pick another)",
@@ -128,13 +142,13 @@ def get_and_apply_next_architecture(model: nn.Module) -> dict[str, Any]:
     return apply_fixed_architecture(model, architecture_to_json(space.default_architecture()))
 
 
-def _nas_part(model: nn.Module, parameters: Mapping[str, Any]) -> dict[str, Any]:
+def _nas_part(model: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of ``parameters`` that belong to the model; hyper-parameters are left out.
 
     A full-form NAS entry for a key the model lacks is an error (the trial and the search space
     disagree); plain values for unknown keys are hyper-parameters for ``get_next_parameter``.
     """
-    keys = set(parse_model(model).space.keys())
+    keys = set(backend_for(model).parse(model).space.keys())
     stray = [k for k, v in parameters.items() if k not in keys and is_nas_decision(v)]
     if stray:
         raise ArchitectureError(

@@ -22,106 +22,37 @@ key had been read) and ``choose_from`` entries naming the old key follow the new
 
 from __future__ import annotations
 
-import itertools
-import sys
-import warnings
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from trials.errors import MutableError
+from trials.nas import declarations as rules
+from trials.nas.declarations import INPUT, LAYER, NO_KEY, REDUCTIONS, SCOPE
+from trials.nas.keys import Keyed, built_during_init_of, init_key
 
-REDUCTIONS = ("sum", "mean", "concat", "none")
-NO_KEY = ""
-
-_provisional = itertools.count(1)
-
-
-_tokens = itertools.count(1)
-
-
-@dataclass
-class _Numbering:
-    """The auto-key counter of one model under construction, and the explicit keys built so far."""
-
-    token: int = field(default_factory=lambda: next(_tokens))
-    counter: int = 0
-    explicit: set[str] = field(default_factory=set)
+__all__ = [
+    "NO_KEY",
+    "REDUCTIONS",
+    "InputChoice",
+    "LayerChoice",
+    "Mutable",
+    "MutableScope",
+    "built_during_init_of",
+]
 
 
-_numberings: weakref.WeakKeyDictionary[nn.Module, _Numbering] = weakref.WeakKeyDictionary()
-
-
-def _building_root(mutable: nn.Module) -> nn.Module | None:
-    """The outermost ``nn.Module`` (other than ``mutable``) whose ``__init__`` is on the call stack."""
-    root = None
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "__init__":
-            owner = frame.f_locals.get("self")
-            if isinstance(owner, nn.Module) and owner is not mutable:
-                root = owner
-        frame = frame.f_back
-    del frame
-    return root
-
-
-def built_during_init_of(mutable: Mutable, model: nn.Module) -> bool:
-    """True when ``mutable`` was built while ``model``'s ``__init__`` ran (it took its key there)."""
-    numbering = _numberings.get(model)
-    return numbering is not None and numbering.token == mutable._numbering
-
-
-class Mutable(nn.Module):
+class Mutable(Keyed, nn.Module):
     """Base of everything that carries a key in a search space."""
+
+    kind: ClassVar[str | None] = None
 
     def __init__(self, key: Any = None) -> None:
         super().__init__()
-        self._key_read = False
-        root = _building_root(self)
-        numbering = None if root is None else _numberings.setdefault(root, _Numbering())
-        # the class of the module whose __init__ built this one (None: built at top level), and
-        # which counter numbered it (mutables with equal tokens were numbered together)
-        self._built_in: str | None = None if root is None else type(root).__name__
-        self._numbering: int | None = None if numbering is None else numbering.token
-        if key is None:
-            self.auto_key = True
-            # the key given here: final once a parse agrees (see the module docstring)
-            if numbering is None:
-                self.provisional_key = f"{type(self).__name__}@{next(_provisional)}"
-            else:
-                numbering.counter += 1
-                while f"{type(self).__name__}{numbering.counter}" in numbering.explicit:
-                    numbering.counter += 1
-                self.provisional_key = f"{type(self).__name__}{numbering.counter}"
-            self._key = self.provisional_key
-        else:
-            if not isinstance(key, str):
-                warnings.warn(
-                    f"{type(self).__name__} key {key!r} is not a string; using {str(key)!r}", stacklevel=3
-                )
-                key = str(key)
-            if not key:
-                raise MutableError(f"{type(self).__name__}: key must be a non-empty string")
-            self.auto_key = False
-            self.provisional_key = key
-            self._key = key
-            if numbering is not None:
-                numbering.explicit.add(key)
-
-    @property
-    def key(self) -> str:
-        """The key in the search space (see the module docstring for when an auto key is final).
-
-        Reading it is noted, so a parse that renames the key can warn; our own code reads ``_key``.
-        """
-        self.__dict__["_key_read"] = True
-        return self._key
+        init_key(self, key, (nn.Module,))
 
     def extra_repr(self) -> str:
         return f"key={self._key!r}"
@@ -133,9 +64,10 @@ class MutableScope(Mutable):
     Subclass it like any module. Scopes never appear in the search space themselves.
     """
 
+    kind = SCOPE
+
     def __init__(self, key: str) -> None:
-        if key is None:
-            raise MutableError("MutableScope needs a key")
+        rules.check_scope_key(key)
         super().__init__(key)
 
 
@@ -154,17 +86,12 @@ def _reduce(outputs: list[Any], reduction: str) -> Any:
     return total / len(outputs) if reduction == "mean" else total
 
 
-def _check_reduction(owner: str, reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise MutableError(f"{owner}: reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
-
-
 class _Choice(Mutable):
     """A decision over ``n`` candidates, held as a mask (see the module docstring)."""
 
     def __init__(self, key: Any, reduction: str, return_mask: bool) -> None:
         super().__init__(key)
-        _check_reduction(f"{type(self).__name__} {self._key!r}", reduction)
+        rules.check_reduction(f"{type(self).__name__} {self._key!r}", reduction)
         self.reduction = reduction
         self.return_mask = return_mask
         self._mask: torch.Tensor | None = None
@@ -196,9 +123,7 @@ class _Choice(Mutable):
         if not isinstance(mask, torch.Tensor):
             mask = torch.tensor(list(mask))
         if mask.dim() != 1 or mask.numel() != len(self):
-            raise MutableError(
-                f"{type(self).__name__} {self._key!r}: mask needs {len(self)} entries, got shape {tuple(mask.shape)}"
-            )
+            raise rules.mask_size_error(f"{type(self).__name__} {self._key!r}", len(self), tuple(mask.shape))
         self._mask = mask
         if active is None:
             self._active = [i for i, on in enumerate(mask.detach().cpu().tolist()) if on]
@@ -213,11 +138,7 @@ class _Choice(Mutable):
 
     def _require_mask(self) -> torch.Tensor:
         if self._mask is None:
-            raise RuntimeError(
-                f"{type(self).__name__} {self._key!r} has no architecture yet: call "
-                "get_and_apply_next_architecture(model) or apply_fixed_architecture(model, arch) "
-                "before the forward pass"
-            )
+            raise rules.no_architecture_error(f"{type(self).__name__} {self._key!r}")
         return self._mask
 
     def _weighted(self, index: int, output: Any) -> Any:
@@ -237,6 +158,8 @@ class LayerChoice(_Choice):
     name -> module. Candidates are registered under their names, so a state dict reads
     ``conv1.conv5x5.weight``.
     """
+
+    kind = LAYER
 
     def __init__(
         self,
@@ -262,20 +185,15 @@ class LayerChoice(_Choice):
             self._add_candidate(where, name, module)
 
     def _add_candidate(self, where: str, name: Any, module: Any) -> None:
-        if not isinstance(name, str) or not name or "." in name:
-            raise MutableError(f"{where}: candidate name {name!r} must be a non-empty string without '.'")
+        rules.check_candidate_name(where, name, ())
         if not isinstance(module, nn.Module):
             raise TypeError(f"{where}: candidate {name!r} must be an nn.Module, got {type(module).__name__}")
-        if name in self.names:
-            raise MutableError(f"{where}: candidate name {name!r} appears twice")
+        rules.check_candidate_name(where, name, self.names)
         if hasattr(self, name):
             raise MutableError(f"{where}: candidate name {name!r} is reserved (an attribute of LayerChoice)")
         for inner_name, inner in module.named_modules():
             if isinstance(inner, _Choice):
-                raise MutableError(
-                    f"{where}: candidate {name!r} contains {type(inner).__name__} {inner._key!r}"
-                    f"{' at ' + inner_name if inner_name else ''}; nested choices are not supported"
-                )
+                raise rules.nested_choice_error(where, name, type(inner).__name__, inner._key, inner_name)
         self.add_module(name, module)
         self.names.append(name)
 
@@ -330,6 +248,7 @@ class InputChoice(_Choice):
     """
 
     NO_KEY: ClassVar[str] = NO_KEY
+    kind = INPUT
 
     def __init__(
         self,
@@ -342,21 +261,7 @@ class InputChoice(_Choice):
     ) -> None:
         super().__init__(key, reduction, return_mask)
         where = f"InputChoice {self._key!r}"
-        if n_candidates is None and choose_from is None:
-            raise MutableError(f"{where}: give n_candidates or choose_from")
-        if choose_from is None:
-            choose_from = [NO_KEY] * int(n_candidates or 0)
-        choose_from = [str(c) for c in choose_from]
-        if n_candidates is None:
-            n_candidates = len(choose_from)
-        if n_candidates <= 0:
-            raise MutableError(f"{where}: n_candidates must be at least 1, got {n_candidates}")
-        if n_candidates != len(choose_from):
-            raise MutableError(
-                f"{where}: n_candidates={n_candidates} but choose_from has {len(choose_from)} entries"
-            )
-        if n_chosen is not None and not 0 <= n_chosen <= n_candidates:
-            raise MutableError(f"{where}: n_chosen must be None or 0..{n_candidates}, got {n_chosen}")
+        n_candidates, choose_from = rules.input_choice_args(where, n_candidates, choose_from, n_chosen)
         self.n_candidates = n_candidates
         self.n_chosen = n_chosen
         self.choose_from = choose_from
@@ -367,29 +272,13 @@ class InputChoice(_Choice):
     @property
     def candidate_names(self) -> list[str]:
         """Names in the search space: the ``choose_from`` keys, ``in<i>`` for inputs with no key."""
-        taken = set(self.choose_from)
-        names = []
-        for i, source in enumerate(self.choose_from):
-            name = source
-            if source == NO_KEY:
-                name = f"in{i}"
-                while name in taken:
-                    name += "_"
-                taken.add(name)
-            names.append(name)
-        return names
+        return rules.candidate_names(self.choose_from)
 
     def forward(self, optional_inputs: Sequence[Any] | Mapping[str, Any]) -> Any:
         self._require_mask()
-        if isinstance(optional_inputs, Mapping):
-            missing = [k for k in self.choose_from if k not in optional_inputs]
-            if missing:
-                raise MutableError(f"InputChoice {self._key!r}: inputs dict lacks key(s) {missing}")
-            optional_inputs = [optional_inputs[k] for k in self.choose_from]
-        if len(optional_inputs) != self.n_candidates:
-            raise MutableError(
-                f"InputChoice {self._key!r}: expected {self.n_candidates} inputs, got {len(optional_inputs)}"
-            )
+        optional_inputs = rules.inputs_in_order(
+            f"InputChoice {self._key!r}", self.choose_from, optional_inputs
+        )
         return self._finish([self._weighted(i, optional_inputs[i]) for i in self._active])
 
 
