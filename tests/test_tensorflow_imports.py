@@ -1,11 +1,13 @@
 """TensorFlow stays optional: ``import trials`` and the PyTorch paths never load it, and the Keras
-API says in one line how to install it where it is missing. (No TensorFlow needed to run these.)"""
+API says in one line how to install it where it is missing. The Keras API never loads torch."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +46,14 @@ def test_the_keras_api_without_tensorflow_says_how_to_install_it() -> None:
     assert last == (
         "ImportError: trials.nas.tensorflow needs TensorFlow 2 with Keras: pip install 'nasctl[tensorflow]'"
     )
+
+
+def test_the_keras_api_never_imports_torch() -> None:
+    pytest.importorskip("tensorflow")
+    code = (
+        "import sys, trials.nas.tensorflow\n"
+        "from trials.nas.tensorflow import LayerChoice, get_and_apply_next_architecture\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -1,12 +1,15 @@
 """Which framework a model belongs to, so classic NAS serves PyTorch and Keras models alike.
 
-A framework's model API registers a :class:`Backend` when it is imported (``trials.nas.mutables``
-for PyTorch, ``trials.nas.tensorflow`` for Keras); a model using its choices was built after that
-import, so the lookup never has to import a framework itself (no TensorFlow for a torch model).
+A framework's model walk registers a :class:`Backend` when it is imported (``trials.nas.model``
+for PyTorch, ``trials.nas.tensorflow.model`` for Keras). A model exists only once its framework
+is loaded, so the lookup imports the walk of a framework already in ``sys.modules`` and never a
+framework itself: no TensorFlow for a torch model, no torch for a Keras one.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +30,8 @@ class Backend:
 
 
 _registered: dict[str, Backend] = {}
+#: The module a framework's models are built with -> the walk that registers its backend.
+_WALKS = {"torch": "trials.nas.model", "keras": "trials.nas.tensorflow.model"}
 
 
 def register(backend: Backend) -> None:
@@ -35,6 +40,9 @@ def register(backend: Backend) -> None:
 
 def backend_for(model: Any) -> Backend:
     """The backend whose framework ``model`` belongs to; TypeError naming what is accepted."""
+    for framework, walk in _WALKS.items():
+        if framework in sys.modules:
+            importlib.import_module(walk)
     for backend in _registered.values():
         if backend.owns(model):
             return backend

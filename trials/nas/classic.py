@@ -20,39 +20,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from trials import env, reporting
 from trials.errors import ArchitectureError
-from trials.nas.backends import Backend, backend_for, register
+from trials.nas.backends import backend_for
 from trials.nas.declarations import INPUT, NO_KEY
-from trials.nas.model import Occurrence, parse_model
-from trials.nas.mutables import InputChoice, LayerChoice
+from trials.nas.walk import Occurrence
 from trials.searchspace import (
-    Decision,
-    InputDecision,
-    LayerDecision,
     architecture_to_json,
     is_nas_decision,
     loads_strict,
 )
-
-
-def _apply_torch(occurrence: Occurrence, decision: Decision) -> None:
-    """A single-candidate LayerChoice is replaced by the chosen module (see apply_fixed_architecture)."""
-    module = occurrence.module
-    if isinstance(module, LayerChoice):
-        assert isinstance(decision, LayerDecision)
-        if module.return_mask or module.reduction == "none":
-            module.set_chosen([decision.index])  # the caller expects the (out, mask) or list shape
-        else:
-            setattr(occurrence.parent, occurrence.attribute, module[decision.index])
-    elif isinstance(module, InputChoice):
-        assert isinstance(decision, InputDecision)
-        module.set_chosen(decision.indices)
-
-
-register(Backend("torch", lambda model: isinstance(model, nn.Module), parse_model, _apply_torch))
 
 
 def dump_search_space(model: Any, path: str | Path | None = None) -> dict[str, Any]:
