@@ -91,7 +91,9 @@ def test_an_exit_code_is_recorded_with_its_reason(mode: str, tmp_path: Path) -> 
 def test_an_uncaught_exception_exits_1_with_its_traceback(mode: str, tmp_path: Path) -> None:
     exit_, _, err = ended(mode, "raise ValueError('bad architecture')\n", tmp_path)
     assert exit_ == TrialExit(1, None, "exit code 1")
-    assert err.splitlines()[-1] == "ValueError: bad architecture"
+    script = tmp_path / "code" / "T1.py"
+    assert err.splitlines() == ["Traceback (most recent call last):", f'  File "{script}", line 1, in <module>',
+                                "    raise ValueError('bad architecture')", "ValueError: bad architecture"]  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", MODES)

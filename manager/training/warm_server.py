@@ -20,7 +20,9 @@ The server ends when the daemon's end closes; children it leaves go on (a later 
 
 from __future__ import annotations
 
+import builtins
 import importlib
+import importlib.machinery
 import io
 import json
 import os
@@ -29,6 +31,7 @@ import selectors
 import signal
 import socket
 import sys
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -192,10 +195,28 @@ def _set_path(launch: Mapping[str, Any], server_path: str, trial_path: str) -> N
 def run_trial(launch: Mapping[str, Any]) -> None:
     """Run the trial's script (or module) as ``__main__``; its exceptions end the process as Python would."""
     module = launch.get("module")
+    sys.excepthook = _trial_excepthook
     if module:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
-    else:
-        runpy.run_path(launch["argv"][0], run_name="__main__")
+    else:  # as ``python script.py`` does: a fresh __main__ whose __file__ is absolute, argv untouched
+        path = os.path.abspath(launch["argv"][0])
+        main = types.ModuleType("__main__")
+        main.__file__ = path
+        main.__cached__ = None
+        main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
+        main.__builtins__ = builtins
+        sys.modules["__main__"] = main
+        with open(path, "rb") as file:
+            code = compile(file.read(), path, "exec")
+        exec(code, main.__dict__)
+
+
+def _trial_excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """An uncaught exception's traceback starts in the trial's code, as a cold trial's does."""
+    ours = (__file__, runpy.__file__, "<frozen runpy>")
+    while tb is not None and tb.tb_frame.f_code.co_filename in ours:
+        tb = tb.tb_next
+    sys.__excepthook__(kind, value.with_traceback(tb), tb)
 
 
 def main(argv: list[str]) -> None:
