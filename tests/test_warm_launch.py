@@ -298,6 +298,23 @@ print(first, torch.get_num_threads(), repr(loss.item()))
 """
 
 
+def test_warm_trials_draw_different_random_numbers_as_cold_ones_do(tmp_path: Path) -> None:
+    script = "import random, torch\nprint(random.random(), torch.rand(1).item())\n"
+    specs = [trial(tmp_path, script, trial_id=f"T{i}") for i in range(2)]
+
+    async def body() -> list[str]:
+        svc = service("warm", preload=("torch",))
+        try:
+            for spec in specs:
+                assert (await run_to_end(svc, spec, "warm")).succeeded
+        finally:
+            await svc.close()
+        return [(spec.trial_dir / "stdout").read_text() for spec in specs]
+
+    first, second = asyncio.run(asyncio.wait_for(body(), 120))
+    assert all(a != b for a, b in zip(first.split(), second.split(), strict=True))
+
+
 @pytest.mark.parametrize("threads", ["1"])  # the server, on 2+ cores, would use more
 def test_preloaded_torch_trains_in_the_child_like_a_cold_start_with_the_threads_asked(
     threads: str, tmp_path: Path

@@ -147,6 +147,7 @@ def become_trial(launch: Mapping[str, Any], fds: list[int]) -> None:
     with open(launch["pid_file"], "w") as file:
         file.write(f"{os.getpid()} warm\n")
     _set_threads(environment)
+    _reseed()
     _set_streams(environment)
     _set_path(launch, server_path, environment.get("PYTHONPATH", ""))
     sys.argv = list(launch["argv"])
@@ -162,6 +163,16 @@ def _set_threads(environment: Mapping[str, str]) -> None:
         if value.isdigit() and int(value) > 0:
             torch.set_num_threads(int(value))
             return
+
+
+def _reseed() -> None:
+    """Every fork would draw torch's random numbers from the server's seed; a cold start seeds anew.
+
+    (Python's ``random`` and numpy reseed themselves at a fork.) CUDA's seeding is queued, not run.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.seed()
 
 
 def _set_streams(environment: Mapping[str, str]) -> None:
