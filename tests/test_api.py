@@ -31,7 +31,7 @@ EXPERIMENT_KEYS = {
 TRIAL_KEYS = {
     "id", "experimentId", "sequenceId", "status", "parameterId", "parameters", "startTime", "endTime",
     "duration", "exitCode", "signal", "reason", "stopStep", "waitingReason", "finalMetric", "finalMetricData", "gpus",
-    "trialDir",
+    "trialDir", "launch",
 }  # fmt: skip
 METRIC_KEYS = {"id", "trialId", "type", "sequence", "value", "defaultValue", "time"}
 TRIAL_STATUSES = {

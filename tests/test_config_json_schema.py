@@ -65,6 +65,7 @@ ACCEPTED_SPELLINGS = {
     ),
     "gpu indices as text, one number or a list": minimal(trainingService={"gpuIndices": " 0 , 2"}),
     "a whole number written as a float": minimal(trialConcurrency=2.0),
+    "modules to preload": minimal(trialPreload=["torch", "trials.nas"]),
     "false-only keys as false": minimal(useAnnotation=False, multiPhase=None),
     "objectives with a default mode": minimal(
         objectives=[{"metric": "accuracy"}, {"metric": "ms", "mode": "minimize"}]
@@ -90,6 +91,7 @@ REFUSED_VALUES = {
     "a negative duration": minimal(maxTrialDuration=-1),
     "an empty command": {"trialCommand": "  ", "searchSpace": SPACE},
     "a search space entry of an unknown type": minimal(searchSpace={"x": {"_type": "pick", "_value": [1]}}),
+    "a preload that is no module name": minimal(trialPreload=["torch-cpu"]),
     "an unknown log level": minimal(logLevel="loud"),
     "true for a false-only key": minimal(useAnnotation=True),
     "an objective's unknown mode": minimal(objectives=[{"metric": "a", "mode": "max"}]),

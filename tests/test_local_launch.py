@@ -15,11 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from manager.training.base import LaunchState, TrialSpec
 from manager.training.local import (
     LAUNCH_LOCK_NAME,
     PID_FILE_NAME,
     LocalTrainingService,
+    _lock_held,
     find_launch_in,
 )
 
@@ -92,18 +95,27 @@ def test_a_pid_now_used_by_a_later_process_is_a_launch_that_ended(tmp_path: Path
         other.wait()
 
 
-def test_the_launched_process_holds_the_lock_and_is_the_trial_itself(tmp_path: Path) -> None:
+@pytest.mark.parametrize("preload", [(), ("trials",)], ids=["cold", "warm"])
+def test_the_launched_process_holds_the_lock_and_is_the_trial_itself(
+    tmp_path: Path, preload: tuple[str, ...]
+) -> None:
     async def body() -> None:
-        service = LocalTrainingService(kill_grace=1.0)
-        trial = spec(tmp_path, f"{sys.executable} -c 'import time; time.sleep(30)'")
+        service = LocalTrainingService(kill_grace=1.0, preload=preload)
+        (tmp_path / "code").mkdir()
+        (tmp_path / "code" / "sleeps.py").write_text("import time\ntime.sleep(30)\n")
+        trial = spec(tmp_path, f"{sys.executable} sleeps.py")
         process = await service.submit(trial, PACKED)
+        assert process.launch == ("warm" if preload else "cold")
         found = await LocalTrainingService().find_launch(trial)  # as a restarted daemon asks
         assert found.state is LaunchState.RUNNING and found.process is not None
         assert found.process.pid == process.pid  # sh exec'd the command: one process, one pid
         assert abs(found.process.create_time - process.create_time) < 0.05
+        assert found.process.launch == process.launch  # the pid file says how it started
+        assert _lock_held(trial.trial_dir / LAUNCH_LOCK_NAME)
         waiter = asyncio.create_task(service.wait(trial.trial_id))
         await service.kill(trial.trial_id)
         await waiter
+        await service.close()
 
     asyncio.run(body())
 

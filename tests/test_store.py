@@ -542,3 +542,26 @@ def test_a_second_store_on_the_same_postgresql_database_is_refused(postgres_url:
     finally:
         first.close()
     Store.open(tmp_path / "two", postgres_url).close()  # free again once the first one closed
+
+
+def test_a_home_made_before_the_launch_column_gets_it_and_running_records_the_launch(
+    db_url: str | None, tmp_path: Path
+) -> None:
+    store = Store.open(tmp_path, db_url)
+    exp = new_experiment(store, tmp_path)
+    old = finished_trial(store, exp.id, 0.5)
+    store.close()
+    engine = create_engine(db_url or f"sqlite:///{tmp_path / 'nasctl.db'}")
+    with engine.begin() as connection:  # as nasctl before warm starts left it
+        connection.exec_driver_sql("ALTER TABLE trials DROP COLUMN launch")
+    engine.dispose()
+
+    reopened = Store.open(tmp_path, db_url)
+    try:
+        trial = reopened.get_trial(exp.id, old)
+        assert trial is not None and trial.launch is None
+        warm = reopened.create_trial(exp.id, {})
+        running = reopened.mark_trial_running(warm.id, pid=4321, pid_create_time=1.0, gpus=(), launch="warm")
+        assert running.launch == "warm"
+    finally:
+        reopened.close()

@@ -25,7 +25,9 @@ from manager.config.parser import (
     INCLUDE_INTERMEDIATE,
     LOG_LEVELS,
     MAX_FAILURES,
+    MODULE_NAME,
     PLACEMENT_STRATEGIES,
+    PRELOAD,
     SERVICE_KEYS,
     V2_KEYS,
 )
@@ -49,6 +51,8 @@ _BOOLEAN: dict[str, Any] = {"type": "boolean"}
 _STRING: dict[str, Any] = {"type": "string"}
 #: A string with something besides white space (paths, commands, class names).
 _TEXT: dict[str, Any] = {"type": "string", "pattern": r"\S"}
+#: A Python module name, as trialPreload lists them.
+_MODULE = f"^{MODULE_NAME.pattern}$"
 _WS = r"[ \t\n\r\f\v]*"  # what the duration reader skips (ASCII white space only)
 #: A duration string: a number and a unit (s, m, h, d, any case); trials.durations reads it.
 _DURATION_TEXT = rf"^{_WS}[0-9]+(\.[0-9]+)?{_WS}[smhdSMHD]{_WS}$"
@@ -155,6 +159,10 @@ def _v2_values() -> dict[str, dict[str, Any]]:
         "maxExperimentDuration": _DURATION,
         "maxTrialDuration": _DURATION,
         MAX_FAILURES: _count(0),
+        PRELOAD: {
+            "anyOf": [_BOOLEAN, {"type": "array", "items": {"type": "string", "pattern": _MODULE}}],
+            "description": "modules a server imports once and forks each python trial from; true: [torch]",
+        },
         "tuner": _algorithm(builtin_names(), nni_v1.TUNER_RENAMES, nni_v1.TUNER_IGNORED),
         "assessor": _algorithm(builtin_assessor_names(), nni_v1.ASSESSOR_RENAMES, nni_v1.ASSESSOR_IGNORED),
         "trainingService": _training_service(),

@@ -51,6 +51,11 @@ _RAY_ONLY = ("address", "resources", "placementStrategy")
 
 #: nasctl's own top-level key (NNI has none): stop after this many FAILED trials in a row.
 MAX_FAILURES = "maxConsecutiveFailures"
+#: nasctl's own top-level key: modules a warm launcher imports once for every trial (local only).
+PRELOAD = "trialPreload"
+#: What ``trialPreload: true`` preloads.
+DEFAULT_PRELOAD = ("torch",)
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 #: Keys whose null is a value (it turns the key's default off) rather than "not given".
 NULL_IS_A_VALUE = (MAX_FAILURES,)
 
@@ -69,6 +74,7 @@ V2_KEYS = (
     "maxExperimentDuration",
     "maxTrialDuration",
     MAX_FAILURES,
+    PRELOAD,
     "tuner",
     "assessor",
     "trainingService",
@@ -244,6 +250,7 @@ class _Parser(ValueReader):
                 "only for platform ray (local trials are not limited in CPUs), but platform is local",
             )
         cpus = 1.0 if trial_cpu_number is None else trial_cpu_number
+        preload = self.preload(get(PRELOAD), service_config.platform)
         tuner, include_intermediate = self.tuner(get("tuner"))
         objectives = self.objectives(get("objectives"), get("constraints"), tuner)
         if objectives is not None and include_intermediate:
@@ -269,11 +276,36 @@ class _Parser(ValueReader):
             tuner=tuner,
             assessor=self.assessor(get("assessor")),
             include_intermediate_results=include_intermediate,
+            trial_preload=preload,
             training_service=replace(
-                service_config, trial_cpu_number=cpus, trial_gpu_number=trial_gpu_number
+                service_config,
+                trial_cpu_number=cpus,
+                trial_gpu_number=trial_gpu_number,
+                trial_preload=preload,
             ),
             objectives=objectives,
         )
+
+    def preload(self, entry: Entry | None, platform: str) -> tuple[str, ...]:
+        """trialPreload: true (torch), false or [] (off), or a list of module names; local only."""
+        if entry is None or entry.value is False:
+            return ()
+        value = entry.value
+        names = DEFAULT_PRELOAD if value is True else value
+        if not isinstance(names, (list, tuple)) or not all(
+            isinstance(n, str) and MODULE_NAME.fullmatch(n) for n in names
+        ):
+            raise self.fail(
+                entry.label,
+                f"must be true (preload torch), false, or a list of module names such as [torch, numpy], "
+                f"got {describe(value)}",
+            )
+        if names and platform != "local":
+            raise self.fail(
+                entry.label,
+                f"only for platform local (trials forked on this machine), but platform is {platform}",
+            )
+        return tuple(dict.fromkeys(names))
 
     def failure_limit(self, entry: Entry | None) -> int | None:
         """maxConsecutiveFailures: the default when absent; 0 or null turn it off."""

@@ -85,6 +85,7 @@ class TrainingServiceConfig:
     placement_strategy: str = "PACK"  # Ray: PACK (fill a node first) or SPREAD
     trial_cpu_number: float = field(default=1.0, compare=False)  # derived: not part of equality
     trial_gpu_number: int = field(default=0, compare=False)
+    trial_preload: tuple[str, ...] = field(default=(), compare=False)  # top-level trialPreload
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +137,8 @@ class ExperimentConfig:
     #: goes to the tuner as its final result.
     include_intermediate_results: bool = False
     training_service: TrainingServiceConfig = field(default_factory=TrainingServiceConfig)
+    #: ``trialPreload``: modules a warm launcher imports once and forks trials from (empty: cold).
+    trial_preload: tuple[str, ...] = ()
     #: Several metrics searched together (top-level ``objectives`` and ``constraints``); None: the
     #: one metric of today, ordered by ``tuner.classArgs.optimize_mode``.
     objectives: Objectives | None = None
@@ -167,6 +170,8 @@ class ExperimentConfig:
             },
             "assessor": None if self.assessor is None else self.assessor.to_json(),
             "trainingService": self.training_service.to_json(),
+            # absent when off, so a config without it stores exactly as before
+            **({"trialPreload": list(self.trial_preload)} if self.trial_preload else {}),
             # absent for one objective, so a single-objective config stores exactly as before
             **({} if self.objectives is None else self.objectives.to_json()),
         }
@@ -185,6 +190,7 @@ class ExperimentConfig:
             tuner = obj.get("tuner") or {"name": DEFAULT_TUNER}
             assessor = obj.get("assessor")
             objectives = obj.get("objectives")
+            preload = tuple(obj.get("trialPreload") or ())
             return cls(
                 experiment_name=obj.get("experimentName"),
                 search_space_file=_path(obj.get("searchSpaceFile")),
@@ -203,7 +209,10 @@ class ExperimentConfig:
                 tuner=TunerConfig.from_json(tuner),
                 assessor=None if assessor is None else TunerConfig.from_json(assessor),
                 include_intermediate_results=bool(tuner.get("includeIntermediateResults", False)),
-                training_service=replace(service, trial_cpu_number=cpus, trial_gpu_number=gpus),
+                trial_preload=preload,
+                training_service=replace(
+                    service, trial_cpu_number=cpus, trial_gpu_number=gpus, trial_preload=preload
+                ),
                 objectives=None
                 if objectives is None
                 else Objectives.from_config(objectives, obj.get("constraints")),

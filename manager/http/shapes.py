@@ -100,6 +100,7 @@ def trial_json(trial: TrialRecord, now: int | None = None) -> dict[str, Any]:
         "finalMetricData": trial.final_metric_data,
         "gpus": list(trial.gpus),
         "trialDir": str(trial.trial_dir),
+        "launch": trial.launch,
     }
 
 

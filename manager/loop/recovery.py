@@ -146,6 +146,7 @@ async def resolve_launch(
         pid_create_time=process.create_time,
         gpus=trial.gpus,
         start_time=int(process.create_time * 1000),
+        launch=process.launch,
     )
     if found.state is LaunchState.ENDED:
         await settle_unwatched(store, service, spec, record)

@@ -440,6 +440,7 @@ class ExperimentRunner(EarlyStopping):
                 pid=process.pid,
                 pid_create_time=process.create_time,
                 gpus=active.gpus,
+                launch=process.launch,
             )
         except StorageError as exc:
             self._fail_storage(exc)

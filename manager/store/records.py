@@ -88,6 +88,8 @@ class TrialRecord:
     launch_requested: int | None = None
     #: EARLY_STOPPED: the number of intermediate results at which the assessor stopped it.
     stop_step: int | None = None
+    #: How its process was started: "warm" or "cold" (local service); None elsewhere or before.
+    launch: str | None = None
 
     def duration(self, now: int | None = None) -> float | None:
         """Seconds from start to end (to now while it runs); None before it starts."""
@@ -243,6 +245,7 @@ def trial_record(row: TrialRow) -> TrialRecord:
         end_in_checkpoint=bool(row.end_in_checkpoint),
         launch_requested=row.launch_requested,
         stop_step=row.stop_step,
+        launch=row.launch,
     )
 
 

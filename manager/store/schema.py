@@ -132,6 +132,8 @@ class TrialRow(Base):
     launch_requested: Mapped[int | None] = mapped_column(Millis, nullable=True)
     #: EARLY_STOPPED trials: how many intermediate results it had reported when the assessor stopped it.
     stop_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: How the local service started its process: "warm" (forked, imports done) or "cold".
+    launch: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 #: The ended trials by duration (trial_page, sort=duration); an index on an expression (SQLite >= 3.9).
@@ -198,7 +200,7 @@ class TunerCheckpointRow(Base):
 #: Indexes of earlier versions that newer ones replace (left in an old home, they only slow writes).
 RETIRED_INDEXES = ("ix_trials_experiment_status", "ix_trials_experiment_final_metric")
 #: Columns later versions added to a table: a home made before gets them (typed as in the table).
-ADDED_COLUMNS = {"trials": ("launch_requested", "stop_step")}
+ADDED_COLUMNS = {"trials": ("launch_requested", "stop_step", "launch")}
 
 
 def create_schema(session: Session) -> None:

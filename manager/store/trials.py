@@ -149,9 +149,11 @@ class TrialQueries(Database):
         pid_create_time: float,
         gpus: Sequence[int],
         start_time: int | None = None,
+        launch: str | None = None,
     ) -> TrialRecord:
         def work(session: Session) -> TrialRecord:
             changes = {
+                "launch": launch,
                 "status": TrialStatus.RUNNING.value,
                 "start_time": start_time if start_time is not None else now_ms(),
                 "pid": pid,

@@ -49,6 +49,8 @@ class TrialProcess:
     trial_id: str
     pid: int
     create_time: float  # psutil's create_time, so a reused pid is not mistaken for the trial
+    #: "warm" (forked from a server with its imports done) or "cold"; None where it does not apply.
+    launch: str | None = None
 
 
 class LaunchState(enum.Enum):

@@ -27,6 +27,10 @@ alone (:func:`find_launch_in`): lock free and no ``.pid``: no code of the trial 
 will; ``.pid`` written: the trial started, and that pid (if it is still the process that wrote
 the file) runs it; lock held without ``.pid``: the ``sh`` is about to write it, wait.
 
+With ``trialPreload`` a ``python script.py`` trial is forked from a server that has imported
+torch already (:mod:`manager.training.warm_launch`); it writes ``<pid> warm`` to ``.pid`` itself and
+behaves as above in everything else. The trial's :class:`TrialProcess` says which way it started.
+
 A trial started by an earlier daemon (which crashed) is *adopted*: :meth:`adopt` checks that its
 pid still is the same process (same start time), and its end is awaited through a pidfd (Linux)
 or, elsewhere, psutil in a thread. It is not our child, so its exit status cannot be known:
@@ -64,6 +68,7 @@ from manager.training.base import (
 )
 from manager.training.metric_channel import read_metrics_file
 from manager.training.registry import DEFAULT_KILL_GRACE, DEFAULT_MAX_LOG_BYTES, ServiceSettings
+from manager.training.warm_launch import COLD, WARM, WarmLauncher, WarmProcess, warm_command
 from trials import env
 
 if TYPE_CHECKING:
@@ -134,7 +139,7 @@ def trial_environment(spec: TrialSpec, base: Mapping[str, str] | None = None) ->
 @dataclass
 class _Running:
     spec: TrialSpec
-    process: asyncio.subprocess.Process | None  # None for an adopted trial (not our child)
+    process: asyncio.subprocess.Process | WarmProcess | None  # None for an adopted trial (not our child)
     pid: int
     pgid: int
     create_time: float
@@ -164,11 +169,14 @@ class LocalTrainingService(TrainingService):
         kill_grace: float = DEFAULT_KILL_GRACE,
         base_env: Mapping[str, str] | None = None,
         max_log_bytes: int | None = DEFAULT_MAX_LOG_BYTES,
+        preload: tuple[str, ...] = (),
     ):
+        """``preload``: modules a warm launcher's server imports for the trials (empty: all cold)."""
         self.kill_grace = kill_grace
         self.max_log_bytes = max_log_bytes
         self._base_env = base_env
         self._running: dict[str, _Running] = {}
+        self.warm = WarmLauncher(preload) if preload else None
 
     async def submit(self, spec: TrialSpec, parameter: Mapping[str, Any]) -> TrialProcess:
         if spec.trial_id in self._running:
@@ -189,6 +197,16 @@ class LocalTrainingService(TrainingService):
         ):
             environment = trial_environment(spec, self._base_env)
             command, via_shell = command_argv(spec.command, spec.working_dir, environment.get("PATH"))
+            warm = (
+                None
+                if via_shell or self.warm is None
+                else warm_command(command, spec.working_dir, environment.get("PATH"))
+            )
+            if warm is not None and self.warm is not None:
+                fds = (out.fileno(), err.fileno(), lock)
+                forked = await self.warm.launch(warm, spec.working_dir, environment, pid_file, fds)
+                if forked is not None:
+                    return self._started(spec, forked, False, WARM)
             # dash runs a script without a #! line as a shell script, as a shell would
             process = await asyncio.create_subprocess_exec(
                 *(SHELL, "-c", _RECORD_PID_THEN_EXEC, "nasctl-trial", str(pid_file), *command),
@@ -200,6 +218,11 @@ class LocalTrainingService(TrainingService):
                 start_new_session=True,
                 pass_fds=(lock,),
             )
+        return self._started(spec, process, via_shell, COLD)
+
+    def _started(
+        self, spec: TrialSpec, process: asyncio.subprocess.Process | WarmProcess, via_shell: bool, launch: str
+    ) -> TrialProcess:
         try:
             create_time = psutil.Process(process.pid).create_time()
         except psutil.Error:  # already gone (and reaped): the clock is close enough
@@ -207,7 +230,7 @@ class LocalTrainingService(TrainingService):
         self._running[spec.trial_id] = _Running(
             spec, process, process.pid, process.pid, create_time, via_shell=via_shell
         )
-        return TrialProcess(spec.trial_id, process.pid, create_time)
+        return TrialProcess(spec.trial_id, process.pid, create_time, launch)
 
     async def is_alive(self, spec: TrialSpec, process: TrialProcess) -> bool:
         return await asyncio.to_thread(is_same_process, process.pid, process.create_time)
@@ -264,6 +287,8 @@ class LocalTrainingService(TrainingService):
                 self.kill_grace, _signal_group, running.pgid, signal.SIGKILL
             )
         self._running.pop(trial_id, None)
+        if returncode is None:  # a warm trial whose server died before it: as for an adopted one
+            return TrialExit.unobserved()
         return TrialExit.from_returncode(returncode, via_shell=running.via_shell)
 
     async def kill(self, trial_id: str, grace: float | None = None) -> None:
@@ -312,11 +337,15 @@ class LocalTrainingService(TrainingService):
 
     async def close(self) -> None:
         await asyncio.gather(*(self.kill(trial_id) for trial_id in list(self._running)))
+        if self.warm is not None:
+            await self.warm.close()
 
 
 def create_local_service(config: TrainingServiceConfig, settings: ServiceSettings) -> LocalTrainingService:
     """The registry's factory for ``platform: local`` (GPU sharing is the loop's, not the service's)."""
-    return LocalTrainingService(kill_grace=settings.kill_grace, max_log_bytes=settings.max_log_bytes)
+    return LocalTrainingService(
+        kill_grace=settings.kill_grace, max_log_bytes=settings.max_log_bytes, preload=config.trial_preload
+    )
 
 
 # -- process trees ----------------------------------------------------------------------------
@@ -484,16 +513,18 @@ def _lock_held(path: Path) -> bool:
     return False
 
 
-def _written_pid(path: Path) -> tuple[int, float] | None:
-    """The pid in a ``.pid`` file and when it was written; None while absent or incomplete."""
+def _written_pid(path: Path) -> tuple[int, float, str] | None:
+    """The pid in a ``.pid`` file, when it was written, and how the trial started ("warm" after the
+    pid, or "cold"); None while absent or incomplete."""
     try:
         text = path.read_text()
         written = path.stat().st_mtime
     except OSError:
         return None
-    if not text.endswith("\n") or not text.strip().isdigit():
+    words = text.split()
+    if not text.endswith("\n") or not words or not words[0].isdigit() or words[1:] not in ([], [WARM]):
         return None
-    return int(text), written
+    return int(words[0]), written, WARM if words[1:] else COLD
 
 
 def find_launch_in(trial_id: str, trial_dir: Path, settle: float = LAUNCH_SETTLE_SECONDS) -> FoundLaunch:
@@ -513,16 +544,16 @@ def find_launch_in(trial_id: str, trial_dir: Path, settle: float = LAUNCH_SETTLE
         if time.monotonic() > deadline:
             raise TimeoutError(f"trial {trial_id}: its launch holds its lock but wrote no pid in {settle} s")
         time.sleep(0.005)
-    pid, when = written
+    pid, when, launch = written
     try:
         proc = psutil.Process(pid)
         create_time = proc.create_time()
         # the process that wrote the file existed before it; a reused pid came after its end
         if create_time <= when + SAME_PROCESS_TOLERANCE and proc.status() != psutil.STATUS_ZOMBIE:
-            return FoundLaunch(LaunchState.RUNNING, TrialProcess(trial_id, pid, create_time))
+            return FoundLaunch(LaunchState.RUNNING, TrialProcess(trial_id, pid, create_time, launch))
     except psutil.Error:
         pass
-    return FoundLaunch(LaunchState.ENDED, TrialProcess(trial_id, pid, when))
+    return FoundLaunch(LaunchState.ENDED, TrialProcess(trial_id, pid, when, launch))
 
 
 def _open_log(path: Path) -> Any:

@@ -3,7 +3,8 @@
 Each test states one promise of :class:`manager.training.base.TrainingService` that the loop and
 recovery rely on. A harness per implementation turns a named behaviour ("succeeds", "fails",
 "hangs", "no_final") into a trial of that platform: a real Python process for ``local``, a
-script on a fast clock for ``simulated``, a real process on a Ray cluster's node for ``ray``
+script on a fast clock for ``simulated`` (``local-warm``: the same process forked from a
+warm launcher's server, ``trialPreload``), a real process on a Ray cluster's node for ``ray``
 (only where ``NASCTL_RAY_ADDRESS`` names a running cluster: tests/ray_cluster/ starts one in a network
 namespace and sets it). A new platform joins by adding its harness.
 """
@@ -88,12 +89,13 @@ class _Specs:
 
 
 class LocalHarness(_Specs):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, preload: tuple[str, ...] = ()) -> None:
         super().__init__(root)
+        self.preload = preload  # local-warm: trials are forked from a server that imported these
         (self.code / "trial.py").write_text(textwrap.dedent(TRIAL_SCRIPT))
 
     def service(self) -> TrainingService:
-        return LocalTrainingService(kill_grace=2.0)
+        return LocalTrainingService(kill_grace=2.0, preload=self.preload)
 
     def spec(self, behaviour: str) -> TrialSpec:
         return self.make(f"{sys.executable} trial.py {behaviour}")
@@ -151,15 +153,17 @@ class RayHarness(LocalHarness):
 RAY_ADDRESS = os.environ.get("NASCTL_RAY_ADDRESS")
 
 
-@pytest.fixture(params=["local", "simulated", *(["ray"] if RAY_ADDRESS else [])])
+@pytest.fixture(params=["local", "local-warm", "simulated", *(["ray"] if RAY_ADDRESS else [])])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     if request.param == "ray":
         assert RAY_ADDRESS is not None
         ray_harness = RayHarness(tmp_path, RAY_ADDRESS)
         yield ray_harness
         ray_harness.close()
+    elif request.param == "simulated":
+        yield SimulatedHarness(tmp_path)
     else:
-        yield LocalHarness(tmp_path) if request.param == "local" else SimulatedHarness(tmp_path)
+        yield LocalHarness(tmp_path, ("trials",) if request.param == "local-warm" else ())
 
 
 def run(coroutine: Coroutine[Any, Any, Any]) -> Any:

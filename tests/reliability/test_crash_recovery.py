@@ -30,6 +30,9 @@ from reliability.helpers import (
 )
 
 pytestmark = pytest.mark.slow
+#: Launch modes: trials started cold, or forked warm from a server (trialPreload; the trial script
+#: imports ``trials``, so that is what is preloaded). A crash or a stop must not tell them apart.
+LAUNCHES = pytest.mark.parametrize("preload", [[], ["trials"]], ids=["cold", "warm"])
 
 
 class Orders:
@@ -121,13 +124,15 @@ def assert_each_metric_stored_once(api: Api, experiment_id: str, trial: dict[str
     assert len(mine) == len(written)
 
 
+@LAUNCHES
 def test_kill_9_then_resume_readopts_collects_and_continues_the_tuner(
-    serve: Callable[..., ServedDaemon], tmp_path: Path
+    serve: Callable[..., ServedDaemon], tmp_path: Path, preload: list[str]
 ) -> None:
     home = tmp_path / "home"
     orders = Orders(tmp_path / "orders")
     first = serve(home)
-    exp = first.create(faulty_config("control", control=orders.folder, trialConcurrency=3, maxTrialNumber=5))
+    config = faulty_config("control", control=orders.folder, trialConcurrency=3, maxTrialNumber=5)
+    exp = first.create({**config, "trialPreload": preload})
     exp_id = exp["id"]
     running_with(first, exp_id, range(3))
     orders.give(0, "final")
@@ -173,6 +178,7 @@ def test_kill_9_then_resume_readopts_collects_and_continues_the_tuner(
             "SUCCEEDED",
         ]
         assert "re-adopted after a daemon restart" in trials[3]["reason"]
+        assert {t["launch"] for t in trials.values()} == {"warm" if preload else "cold"}
         assert api.get(f"/experiments/{exp_id}")["trialsStarted"] == 6
         # the tuner went on from its checkpoint: a fresh Random(seed=7) would propose trial 2's
         # architecture again (it replays the same draws and knows only the successes)
@@ -291,13 +297,15 @@ def tree_of(trial_dir: Path) -> list[int] | None:
         return None
 
 
+@LAUNCHES
 def test_stop_and_daemon_shutdown_end_whole_trees_record_every_end_and_resume_continues(
-    serve: Callable[..., ServedDaemon], tmp_path: Path
+    serve: Callable[..., ServedDaemon], tmp_path: Path, preload: list[str]
 ) -> None:
     home = tmp_path / "home"
     daemon = serve(home, "--kill-grace", "1")
-    stopped_by_cli = daemon.create(faulty_config("hang", trialConcurrency=2, maxTrialNumber=2))["id"]
-    stopped_by_daemon = daemon.create(faulty_config("hang", trialConcurrency=2, maxTrialNumber=2))["id"]
+    config = {**faulty_config("hang", trialConcurrency=2, maxTrialNumber=2), "trialPreload": preload}
+    stopped_by_cli = daemon.create(config)["id"]
+    stopped_by_daemon = daemon.create(config)["id"]
     processes = {}
     for exp_id in (stopped_by_cli, stopped_by_daemon):
         wait_for("both trials started", lambda exp_id=exp_id: len(stored_processes(home, exp_id)) == 2)

@@ -27,20 +27,27 @@ from reliability.helpers import (
 pytestmark = pytest.mark.slow
 
 MB = 1024 * 1024
+#: Launch modes: cold, or forked warm from a server that preloaded ``trials`` (trialPreload).
+LAUNCHES = pytest.mark.parametrize("preload", [[], ["trials"]], ids=["cold", "warm"])
 
 
+@LAUNCHES
 def test_max_trial_duration_kills_a_tree_that_ignores_sigterm_and_escapes_its_session(
-    daemon_factory: Callable[..., Any],
+    daemon_factory: Callable[..., Any], preload: list[str]
 ) -> None:
     daemon = daemon_factory(kill_grace=1.0)
-    exp = daemon.create(faulty_config("hang", maxTrialDuration=2))
+    exp = daemon.create(faulty_config("hang", maxTrialDuration=2, trialPreload=preload))
     trial_dir = Path(wait_for("the trial", lambda: daemon.trials(exp["id"]))[0]["trialDir"])
     tree = [int(pid) for pid in wait_for("its tree", lambda: _read(trial_dir / "tree.pids")).split()]
     main = daemon.daemon.store.all_trials(exp["id"])[0]
     assert os.getsid(tree[1]) != os.getsid(main.pid)  # the grandchild left the trial's session
     daemon.wait_for_status(exp["id"], "DONE", timeout=60)
     (trial,) = daemon.trials(exp["id"])
-    assert (trial["status"], trial["reason"]) == ("FAILED", "exceeded maxTrialDuration 2 s")
+    assert (trial["status"], trial["reason"], trial["launch"]) == (
+        "FAILED",
+        "exceeded maxTrialDuration 2 s",
+        "warm" if preload else "cold",
+    )
     assert gone(main.pid, main.pid_create_time)
     assert all(gone(pid) for pid in tree)  # the child in its group and the grandchild in its own session
 
@@ -83,8 +90,9 @@ def stored_metric_count(home: Path, trial_id: str) -> tuple[int, int]:
     return rows.get("PERIODICAL", 0), rows.get("FINAL", 0)
 
 
+@LAUNCHES
 def test_every_fault_is_recorded_with_a_reason_and_neither_the_daemon_nor_other_trials_suffer(
-    serve: Callable[..., ServedDaemon],
+    serve: Callable[..., ServedDaemon], preload: list[str]
 ) -> None:
     modes = ["ok", "nofinal", "crash", "oom", "flood:300", "nan", "many:100000"]
     daemon = serve(None, "--max-log-size", str(32 * MB))
@@ -92,7 +100,11 @@ def test_every_fault_is_recorded_with_a_reason_and_neither_the_daemon_nor_other_
     try:
         exp = daemon.create(
             faulty_config(
-                ",".join(modes), trialConcurrency=len(modes), maxTrialNumber=len(modes), searchSpace=SPACE12
+                ",".join(modes),
+                trialConcurrency=len(modes),
+                maxTrialNumber=len(modes),
+                searchSpace=SPACE12,
+                trialPreload=preload,
             )
         )
         wait_for("the experiment finished", lambda: daemon.experiment(exp["id"])["status"] in FINISHED, 120)
@@ -112,6 +124,7 @@ def test_every_fault_is_recorded_with_a_reason_and_neither_the_daemon_nor_other_
     assert status == "SUCCEEDED" and reason.startswith(f"stdout passed {32 * MB} bytes: ")
     assert outcome["nan"] == ("SUCCEEDED", "the final result is NaN")
     assert outcome["many:100000"] == ("SUCCEEDED", None)
+    assert {t["launch"] for t in trials.values()} == {"warm" if preload else "cold"}
 
     many = trials[modes.index("many:100000")]
     assert stored_metric_count(daemon.home, many["id"]) == (100_000, 1)  # every one, once
