@@ -4,8 +4,8 @@ The generator writes configs that fit the document, and a config that fits may b
 run. So before a create body is sent, every value that would act on this machine is swapped for
 a harmless value of the same validity (a valid value for a valid one, an invalid one left as it
 is, so a body the schema refuses stays refused): the trial command becomes ``true``, folders
-become the test's own, a custom tuner's module one that does not exist, Ray the local platform,
-and budgets and concurrency at most 2. A body with no search space and no command gets a tiny
+become the test's own, a custom tuner's module one that does not exist, modules to preload none,
+Ray the local platform, and budgets and concurrency at most 2. A body with no search space and no command gets a tiny
 valid one of each, so that some creates succeed and the stateful phase can follow the links from
 a new experiment. ``NASCTL_CONTRACT_BASE_DIR`` names the folder the experiments start from.
 """
@@ -16,6 +16,8 @@ import os
 from typing import Any
 
 import schemathesis
+
+from manager.config.parser import MODULE_NAME
 
 CREATE_PATH = "/api/v1/experiments"
 #: The most trials and the most at once a generated experiment may run.
@@ -52,6 +54,9 @@ def _harmless_config(config: dict[str, Any]) -> None:
             config[key] = min(config[key], CAP)
     if _count(config.get("trialGpuNumber")):
         config["trialGpuNumber"] = 0
+    preload = config.get("trialPreload")
+    if isinstance(preload, list) and all(isinstance(m, str) and MODULE_NAME.fullmatch(m) for m in preload):
+        config["trialPreload"] = []  # no server importing the modules the generator named
     for section in ("tuner", "assessor"):
         algorithm = config.get(section)
         if isinstance(algorithm, dict):

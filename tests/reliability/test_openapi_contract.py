@@ -111,7 +111,7 @@ def test_schemathesis_with_all_checks_finds_no_failure(served: Any, tmp_path: Pa
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "openapi_hooks",
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
         "NASCTL_CONTRACT_BASE_DIR": str(base),
     }
     root = served.base_url.removesuffix("/api/v1")
