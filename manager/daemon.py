@@ -41,6 +41,7 @@ from manager.http.guard import MAX_BODY_BYTES, RequestGuard
 from manager.http.state import VERSION, ApiState
 from manager.loop.experiments import ExperimentManager
 from manager.store import Store, masked_url
+from manager.training.child_watcher import use_pidfd_child_watcher
 from manager.training.registry import DEFAULT_MAX_LOG_BYTES
 from trials.messages import one_line
 
@@ -132,6 +133,7 @@ class Daemon:
             self._socket = self._bind()
             self.port = self._socket.getsockname()[1]
             self.store = self._open_store()
+            use_pidfd_child_watcher()  # no thread per trial to learn that it ended
             self.token = secrets.token_urlsafe(32)
             self.manager = ExperimentManager(
                 self.store,
