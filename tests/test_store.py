@@ -477,6 +477,15 @@ def test_a_launch_intent_is_forgotten_when_its_process_never_started(store: Stor
     assert (again.status, again.launch_requested, again.gpus) == (TrialStatus.WAITING, None, ())
 
 
+def test_a_trial_that_starts_at_once_is_created_with_its_launch_intent(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {}, launching=True)
+    stored = store.get_trial(exp.id, trial.id)
+    assert (stored.status, stored.gpus) == (TrialStatus.WAITING, ())
+    assert stored.launch_requested is not None and stored.launch_requested == trial.launch_requested
+    assert store.create_trial(exp.id, {}).launch_requested is None
+
+
 def test_metric_values_keep_nan_and_infinities_and_sort_as_missing(store: Store, tmp_path: Path) -> None:
     exp = new_experiment(store, tmp_path)
     trial = store.create_trial(exp.id, {})

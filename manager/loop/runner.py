@@ -90,6 +90,8 @@ class ExperimentRunner(EarlyStopping):
             SearchSpace.from_json(record.search_space) if record.search_space is not None else None
         )
         self.service = service
+        #: The loop allocates GPUs to each trial, so a trial may wait for them.
+        self._gpu_trials = config.trial_gpu_number > 0 and not service.assigns_gpus
         self.tuner = TunerSession(
             self.id,
             self.store,
@@ -355,9 +357,10 @@ class ExperimentRunner(EarlyStopping):
             proposal = await self.tuner.propose(self._next_sequence)
             if proposal is None:
                 return
+            create = self.store.create_trial  # a trial that starts at once commits its launch intent too
             try:
                 record = await self.store.call(
-                    self.store.create_trial, self.id, proposal.parameters, proposal.checkpoint
+                    create, self.id, proposal.parameters, proposal.checkpoint, launching=not self._gpu_trials
                 )
             except BaseException:
                 self.tuner.unsaved_back(proposal.checkpoint)
@@ -381,9 +384,8 @@ class ExperimentRunner(EarlyStopping):
     async def _try_start(self, active: ActiveTrial) -> bool:
         """Start ``active`` if its GPUs are free; else record why it waits."""
         gpus: tuple[int, ...] = ()
-        count = self.config.trial_gpu_number
-        if count > 0 and not self.service.assigns_gpus:
-            allocator = self._gpus()
+        if self._gpu_trials:
+            count, allocator = self.config.trial_gpu_number, self._gpus()
             allocated = await asyncio.to_thread(allocator.allocate, active.id, count)  # may run nvidia-smi
             if active.ending is not None or self._stop is not None:
                 if allocated is not None:
@@ -415,7 +417,8 @@ class ExperimentRunner(EarlyStopping):
         spec = self._spec(active)
         try:
             # committed before anything starts: a crash from here on leaves a launch to find
-            await self.store.call(self.store.mark_trial_launching, active.id, gpus=active.gpus)
+            if active.record.launch_requested is None or active.gpus:  # else done in create_trial
+                await self.store.call(self.store.mark_trial_launching, active.id, gpus=active.gpus)
         except StorageError as exc:
             self._fail_storage(exc)
             await self._close_trial(active, TrialEnd(TrialStatus.SYS_CANCELED, str(exc)))

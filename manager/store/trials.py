@@ -50,7 +50,12 @@ class TrialQueries(Database):
     """The trials' part of ``Store``."""
 
     def create_trial(
-        self, experiment_id: str, parameters: Mapping[str, Any], checkpoint: TunerCheckpoint | None = None
+        self,
+        experiment_id: str,
+        parameters: Mapping[str, Any],
+        checkpoint: TunerCheckpoint | None = None,
+        *,
+        launching: bool = False,
     ) -> TrialRecord:
         """A WAITING trial with the next sequence id (also its parameter id) and a fresh id.
 
@@ -59,6 +64,8 @@ class TrialQueries(Database):
 
         ``checkpoint`` (the tuner's state right after it proposed ``parameters``) is saved in the
         same transaction, so after a crash the tuner's memory and the trial list agree.
+        ``launching``: the trial starts at once with no GPUs, so the intent to start it is
+        committed here (as :meth:`mark_trial_launching` would), one transaction less per trial.
         """
 
         def work(session: Session) -> TrialRecord:
@@ -94,6 +101,7 @@ class TrialQueries(Database):
                 pid=None,
                 pid_create_time=None,
                 metrics_offset=0,
+                launch_requested=now_ms() if launching else None,
             )
             connection.execute(
                 INSERT_TRIAL,
@@ -110,6 +118,7 @@ class TrialQueries(Database):
                     "metrics_offset": 0,
                     "result_in_checkpoint": False,
                     "end_in_checkpoint": False,
+                    "launch_requested": record.launch_requested,
                 },
             )
             log_event(
