@@ -17,6 +17,7 @@ from manager.store import (
     DatabaseInUse,
     EventKind,
     ExperimentRecord,
+    FinalMetrics,
     Store,
     TrialSort,
     masked_url,
@@ -294,6 +295,26 @@ def test_ingest_with_a_stale_offset_stores_nothing(store: Store, tmp_path: Path)
     repeat = store.ingest_metrics(trial.id, expected_offset=0, new_offset=50, reports=chunk)
     assert not repeat.applied and repeat.offset == 50
     assert len(store.trial_metrics(trial.id)) == 1
+
+
+def test_a_trial_ends_with_its_last_metrics_stored_in_the_same_write(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    last = FinalMetrics(0, 80, (report(PERIODICAL, 0.1, 0), report(FINAL, 0.4)), ("not json",))
+    ended = store.finish_trial(trial.id, TrialStatus.SUCCEEDED, exit_code=0, metrics=last)
+    assert (ended.status, ended.metrics_offset, ended.final_metric) == (TrialStatus.SUCCEEDED, 80, 0.4)
+    assert [m.value for m in store.trial_metrics(trial.id)] == [0.1, 0.4]
+    assert [e.message for e in store.events(exp.id, EventKind.INVALID_METRIC)] == ["not json"]
+
+
+def test_a_trial_ending_with_metrics_already_stored_stores_them_once(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    chunk = (report(PERIODICAL, 0.1), report(FINAL, 0.5))
+    store.ingest_metrics(trial.id, expected_offset=0, new_offset=50, reports=chunk)
+    ended = store.finish_trial(trial.id, TrialStatus.SUCCEEDED, metrics=FinalMetrics(0, 50, chunk))
+    assert (ended.status, ended.metrics_offset) == (TrialStatus.SUCCEEDED, 50)
+    assert len(store.trial_metrics(trial.id)) == 2
 
 
 def test_ingestion_resumes_from_the_stored_offset_after_reopening(db_url: str | None, tmp_path: Path) -> None:

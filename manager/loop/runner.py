@@ -34,14 +34,14 @@ from manager.crash_points import crash_point
 from manager.gpu import GpuAllocator, GpuInfo
 from manager.loop.active_trial import ActiveTrial, TrialEnd, TrialPhase, stored_process, trial_spec
 from manager.loop.early_stop import EarlyStopping
-from manager.loop.ending import StopRequest, room_left, seconds_text
+from manager.loop.ending import StopRequest, await_exit, room_left, seconds_text
 from manager.loop.errors import InvalidState
 from manager.loop.failure_streak import FailureStreak
 from manager.loop.follow import TrialFollower
 from manager.loop.launch import packed_parameter, submit_telling_why_it_waits
 from manager.loop.recovery import resolve_launch, settle_unwatched
 from manager.loop.tuner_session import TunerSession, TunerState
-from manager.store import KEEP, EventKind, ExperimentRecord, StorageError, Store, now_ms
+from manager.store import KEEP, EventKind, ExperimentRecord, FinalMetrics, StorageError, Store, now_ms
 from manager.training.base import TrainingService, TrialExit, TrialSpec
 from manager.tuners.base import Tuner
 from trials.searchspace import SearchSpace
@@ -466,12 +466,12 @@ class ExperimentRunner(EarlyStopping):
         )
         try:
             tail = asyncio.create_task(follower.follow())
-            exit_ = await self._await_exit(active)
+            exit_ = await await_exit(self.service, self.clock, self.config.max_trial_duration, active)
             active.tail_stop.set()
             await tail
-            await follower.finish()
+            last = await follower.finish()  # stored with the end: one transaction
             crash_point("trial.before_end_commit")
-            await self._close_trial(active, active.judge(exit_), exit_)
+            await self._close_trial(active, active.judge(exit_), exit_, last)
         except Exception as exc:
             if isinstance(exc, StorageError):
                 self._fail_storage(exc)
@@ -486,23 +486,15 @@ class ExperimentRunner(EarlyStopping):
             with contextlib.suppress(Exception):
                 await self._close_trial(active, active.ending or TrialEnd(TrialStatus.SYS_CANCELED, reason))
 
-    async def _await_exit(self, active: ActiveTrial) -> TrialExit:
-        waiter = asyncio.create_task(self.service.wait(active.id))
-        limit = self.config.max_trial_duration
-        if limit is not None:
-            started = active.record.start_time
-            used = self.clock.seconds_since(started) if started is not None else 0.0
-            timeout = self.clock.real_seconds(max(0.0, limit - used))
-            done, _ = await asyncio.wait({waiter}, timeout=timeout)
-            if not done:
-                active.request_end(
-                    TrialEnd(TrialStatus.FAILED, f"exceeded maxTrialDuration {seconds_text(limit)} s")
-                )
-                await self.service.kill(active.id)
-        return await waiter
-
-    async def _close_trial(self, active: ActiveTrial, end: TrialEnd, exit_: TrialExit | None = None) -> None:
-        """Record the end, free the GPUs, tell the tuner, and wake the loop to fill the slot.
+    async def _close_trial(
+        self,
+        active: ActiveTrial,
+        end: TrialEnd,
+        exit_: TrialExit | None = None,
+        last: FinalMetrics | None = None,
+    ) -> None:
+        """Record the end (with ``last``, its metric channel's last chunk), free the GPUs, tell
+        the tuner, and wake the loop to fill the slot.
 
         When the database refuses the write, the trial still ends here (the experiment goes to
         ERROR, and :meth:`_finish` records the trials it could not).
@@ -517,7 +509,10 @@ class ExperimentRunner(EarlyStopping):
                 reason=end.reason,
                 return_slot=active.return_slot,
                 stop_step=self._stop_step(active, end),
+                metrics=last,
             )
+            if last is not None and last.intermediate:
+                self._intermediate_stored(active)  # before the assessor hears the end
             if active.return_slot:
                 self._returned += 1
             if (stop := self._failures.ended(end, not active.return_slot)) and self._stop is None:

@@ -18,7 +18,8 @@ from manager.store.checkpoints import save_checkpoint
 from manager.store.database import Database
 from manager.store.events import EventKind, log_event
 from manager.store.ids import new_trial_id
-from manager.store.records import TrialRecord, TunerCheckpoint, now_ms, trial_record
+from manager.store.metrics import store_metrics
+from manager.store.records import FinalMetrics, TrialRecord, TunerCheckpoint, now_ms, trial_record
 from manager.store.schema import TrialRow
 from manager.store.statements import (
     INSERT_TRIAL,
@@ -193,14 +194,26 @@ class TrialQueries(Database):
         end_time: int | None = None,
         return_slot: bool = False,
         stop_step: int | None = None,
+        metrics: FinalMetrics | None = None,
     ) -> TrialRecord:
         """Move a trial to a terminal status and log it; a trial already ended stays as it was.
 
         ``return_slot`` gives the trial's place in maxTrialNumber back (same transaction);
-        ``stop_step``: an early-stopped trial's number of intermediate results.
+        ``stop_step``: an early-stopped trial's number of intermediate results. ``metrics``: the
+        last chunk of its metric channel, stored first in the same transaction, exactly as
+        :meth:`ingest_metrics` stores a chunk (one transaction per ended trial, not two).
         """
 
         def work(session: Session) -> TrialRecord:
+            if metrics is not None:
+                store_metrics(
+                    session,
+                    trial_id,
+                    metrics.expected_offset,
+                    metrics.new_offset,
+                    metrics.reports,
+                    metrics.invalid,
+                )
             row = select_trial(session, trial_id)
             if row.status.is_terminal:
                 return row
