@@ -32,7 +32,11 @@ def pidfd_works() -> bool:
     return True
 
 
-class LoopPidfdChildWatcher(asyncio.AbstractChildWatcher):
+#: asyncio's watcher base class; gone in 3.14, where this module has nothing to install.
+_WatcherBase: Any = getattr(asyncio, "AbstractChildWatcher", object)
+
+
+class LoopPidfdChildWatcher(_WatcherBase):
     """3.12's pidfd watcher: each child is watched on the loop that started it, so every loop
     of the process (the daemon's, a test's) may share it; no thread, no signal handler."""
 
