@@ -7,10 +7,11 @@ head ``--rounds`` times, every run importing its own tree (``PYTHONPATH``). The 
 each revision counts (noise only ever adds time), and the table shows head / base.
 
 Figures: create -> first trial and slot overhead per trial at each concurrency (overhead.py);
-p95 of a 50-trial page and of ``nasctl status`` at ``--db-trials`` trials (scale.py).
+the daemon's CPU per trial (overhead.py); p95 of a 50-trial page and of ``nasctl status`` at
+``--db-trials`` trials (scale.py, unless ``--skip-scale``).
 
 Usage: ``python bench/compare_revisions.py --base REV [--head REV_OR_WORKTREE] [--rounds 2]
-[--trials 100] [--db-trials 100000]``. Exit status 1 when head is more than ``--tolerance``
+[--trials 100] [--db-trials 100000] [--skip-scale]``. Exit status 1 when head is more than ``--tolerance``
 slower than base on a figure.
 """
 
@@ -30,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: A row of overhead.py's table for nasctl: concurrency, create->1st, ..., slot/trial.
 _OVERHEAD_ROW = re.compile(
     r"^nasctl\s+(?P<c>\d+)\s+(?P<first>[\d.]+)ms\s+[\d.]+s\s+[\d.]+\s+[-\d.]+ms\s+(?P<slot>[-\d.]+)ms"
+    r"\s+(?P<cpu>[\d.]+)ms"
 )
 #: A row of scale.py's latency table: route, p50, p95.
 _LATENCY_ROW = re.compile(r"^(?P<route>page, offset \S+|[a-z].*?)\s{2,}(?P<p50>[\d.]+)\s+(?P<p95>[\d.]+)\s")
@@ -77,6 +79,9 @@ def figures(tree: Path, args: argparse.Namespace) -> dict[str, float]:
         if row:
             out[f"create -> 1st trial, c={row['c']}"] = float(row["first"])
             out[f"slot overhead / trial, c={row['c']}"] = float(row["slot"])
+            out[f"daemon CPU / trial, c={row['c']}"] = float(row["cpu"])
+    if args.skip_scale:
+        return out
     text = run_bench(
         tree, "scale.py", "--skip", "footprint,run", "--db-trials", str(args.db_trials), "--requests", "50"
     )
@@ -97,6 +102,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--db-trials", type=int, default=100_000)
+    parser.add_argument("--skip-scale", action="store_true", help="overhead.py's figures only")
     parser.add_argument("--tolerance", type=float, default=0.15, help="head may be this much slower")
     args = parser.parse_args()
     best: dict[str, dict[str, float]] = {"base": {}, "head": {}}

@@ -40,7 +40,9 @@ from manager.http.app import create_app
 from manager.http.guard import MAX_BODY_BYTES, RequestGuard
 from manager.http.state import VERSION, ApiState
 from manager.loop.experiments import ExperimentManager
+from manager.profiling import profiled
 from manager.store import Store, masked_url
+from manager.training.child_watcher import use_pidfd_child_watcher
 from manager.training.registry import DEFAULT_MAX_LOG_BYTES
 from trials.messages import one_line
 
@@ -132,6 +134,7 @@ class Daemon:
             self._socket = self._bind()
             self.port = self._socket.getsockname()[1]
             self.store = self._open_store()
+            use_pidfd_child_watcher()  # no thread per trial to learn that it ended
             self.token = secrets.token_urlsafe(32)
             self.manager = ExperimentManager(
                 self.store,
@@ -257,7 +260,8 @@ class Daemon:
     def _serve(self) -> None:
         assert self._server is not None and self._socket is not None
         try:
-            self._server.run(sockets=[self._socket])
+            with profiled("loop"):
+                self._server.run(sockets=[self._socket])
         except BaseException as exc:
             self._thread_error = exc
             log.exception("the daemon's server stopped with an error")

@@ -137,6 +137,11 @@ def find_daemon(home: Path, notify: Notify = _quiet) -> DaemonInfo | None:
     return None
 
 
+#: How often a starting daemon's manager.json is looked for: a cold ``create`` waits for it, and
+#: a look is one small file read.
+START_POLL_SECONDS = 0.01
+
+
 def ensure_daemon(home: Path, notify: Notify = _quiet) -> DaemonInfo:
     """The daemon of ``home``, started detached if none runs."""
     info = find_daemon(home, notify)
@@ -204,7 +209,7 @@ def start_daemon(
         if time.monotonic() > deadline:
             _end(proc)
             raise LauncherError(f"the daemon did not answer within {timeout:.0f} s: {_why(home)}")
-        time.sleep(0.05)
+        time.sleep(START_POLL_SECONDS)
 
 
 def _lock_held(home: Path) -> bool:

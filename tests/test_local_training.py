@@ -106,6 +106,17 @@ def test_nasctl_variables_of_the_daemon_do_not_leak_into_trials(
     assert (trial.trial_dir / "stdout").read_text().strip() == "gen=unset"
 
 
+def test_trials_inherit_the_environment_the_service_was_made_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EARLY_VARIABLE", "early")
+    service = LocalTrainingService()  # filters the daemon's environment once, not per trial
+    monkeypatch.setenv("LATE_VARIABLE", "late")
+    trial = spec(tmp_path, "echo ${EARLY_VARIABLE:-unset} ${LATE_VARIABLE:-unset}")
+    run(run_to_end(service, trial))
+    assert (trial.trial_dir / "stdout").read_text().strip() == "early unset"
+
+
 def test_stdout_and_stderr_of_any_program_land_in_files(tmp_path: Path) -> None:
     trial = spec(tmp_path, "echo to-out; echo to-err >&2; printf 'no newline'")
     run(run_to_end(LocalTrainingService(), trial))

@@ -17,6 +17,7 @@ from manager.store import (
     DatabaseInUse,
     EventKind,
     ExperimentRecord,
+    FinalMetrics,
     Store,
     TrialSort,
     masked_url,
@@ -296,6 +297,26 @@ def test_ingest_with_a_stale_offset_stores_nothing(store: Store, tmp_path: Path)
     assert len(store.trial_metrics(trial.id)) == 1
 
 
+def test_a_trial_ends_with_its_last_metrics_stored_in_the_same_write(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    last = FinalMetrics(0, 80, (report(PERIODICAL, 0.1, 0), report(FINAL, 0.4)), ("not json",))
+    ended = store.finish_trial(trial.id, TrialStatus.SUCCEEDED, exit_code=0, metrics=last)
+    assert (ended.status, ended.metrics_offset, ended.final_metric) == (TrialStatus.SUCCEEDED, 80, 0.4)
+    assert [m.value for m in store.trial_metrics(trial.id)] == [0.1, 0.4]
+    assert [e.message for e in store.events(exp.id, EventKind.INVALID_METRIC)] == ["not json"]
+
+
+def test_a_trial_ending_with_metrics_already_stored_stores_them_once(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {})
+    chunk = (report(PERIODICAL, 0.1), report(FINAL, 0.5))
+    store.ingest_metrics(trial.id, expected_offset=0, new_offset=50, reports=chunk)
+    ended = store.finish_trial(trial.id, TrialStatus.SUCCEEDED, metrics=FinalMetrics(0, 50, chunk))
+    assert (ended.status, ended.metrics_offset) == (TrialStatus.SUCCEEDED, 50)
+    assert len(store.trial_metrics(trial.id)) == 2
+
+
 def test_ingestion_resumes_from_the_stored_offset_after_reopening(db_url: str | None, tmp_path: Path) -> None:
     metrics = tmp_path / "metrics.jsonl"
     lines = [f'{{"type": "PERIODICAL", "sequence": {i}, "value": {i / 10}, "time": 1.0}}\n' for i in range(4)]
@@ -475,6 +496,15 @@ def test_a_launch_intent_is_forgotten_when_its_process_never_started(store: Stor
     assert (launching.status, launching.gpus) == (TrialStatus.WAITING, (0, 1))
     again = store.forget_launch(trial.id)
     assert (again.status, again.launch_requested, again.gpus) == (TrialStatus.WAITING, None, ())
+
+
+def test_a_trial_that_starts_at_once_is_created_with_its_launch_intent(store: Store, tmp_path: Path) -> None:
+    exp = new_experiment(store, tmp_path)
+    trial = store.create_trial(exp.id, {}, launching=True)
+    stored = store.get_trial(exp.id, trial.id)
+    assert (stored.status, stored.gpus) == (TrialStatus.WAITING, ())
+    assert stored.launch_requested is not None and stored.launch_requested == trial.launch_requested
+    assert store.create_trial(exp.id, {}).launch_requested is None
 
 
 def test_metric_values_keep_nan_and_infinities_and_sort_as_missing(store: Store, tmp_path: Path) -> None:

@@ -28,7 +28,6 @@ from manager.config.schema import (
     TunerConfig,
 )
 from manager.config.values import Entry, ValueReader, describe, quote
-from manager.config.yaml_loader import load_yaml_mapping
 from manager.training.registry import platforms
 from manager.tuners.registry import builtin_names
 from trials.errors import SearchSpaceError
@@ -128,6 +127,8 @@ def parse_config(obj: Any, base_dir: Path, source: str = "config") -> Experiment
 
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate a YAML config file; its folder is the base of its relative paths."""
+    from manager.config.yaml_loader import load_yaml_mapping  # PyYAML: the daemon, given JSON, never needs it
+
     source = str(path)
     obj = load_yaml_mapping(Path(path), source)
     base_dir = Path(os.path.abspath(path)).parent

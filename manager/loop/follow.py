@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from manager.clock import Clock
 from manager.loop.active_trial import ActiveTrial, TrialEnd
-from manager.loop.ingest import ingest_metrics
-from manager.store import EventKind, StorageError, Store
+from manager.loop.ingest import ingest_all_but_last, ingest_metrics
+from manager.store import EventKind, FinalMetrics, StorageError, Store
 from manager.training.base import TrainingService, TrialSpec
 from trials.metrics import MetricReport
 from trials.status import TrialStatus
@@ -60,37 +60,56 @@ class TrialFollower:
             except Exception as exc:  # a store hiccup must not end the trial; the final read retries
                 log.warning("trial %s: reading its metrics failed: %s", self.active.id, exc)
 
-    async def ingest(self, final: bool = False) -> None:
-        """Store what the trial reported since the last read (``final``: its process has ended)."""
+    async def ingest(self) -> None:
+        """Store what the trial reported since the last read."""
+        async with self.active.ingest_lock:
+            self.active.offset = await ingest_metrics(
+                self.store,
+                self.service,
+                self.spec,
+                self.active.offset,
+                final=False,
+                on_final=self._heard,
+                on_intermediate=self._stored,
+            )
+
+    async def finish(self) -> FinalMetrics | None:
+        """The last read after the process ended, and the last log trim: a trial that ended
+        within one poll interval (a flood of output on a loaded machine) is trimmed here.
+
+        Returns the channel's last chunk unstored, for the caller to store with the trial's end
+        (``Store.finish_trial(metrics=...)``: one transaction, not two). Its final result, if
+        the trial's first, is heard now, since it decides how the trial ends; the store counts
+        the same record as the first, as the trial's stored final and ``has_final`` agree.
+        """
         active = self.active
-
-        def heard(report: MetricReport) -> None:
-            active.has_final = True
-            active.final_is_nan = math.isnan(report.default_value)
-            problem = self.on_final(active, report)
-            if problem is not None:
-                active.request_end(TrialEnd(TrialStatus.FAILED, problem))
-
-        def stored(count: int) -> None:
-            if count and self.on_intermediate is not None:
-                self.on_intermediate(active)
-
         async with active.ingest_lock:
-            active.offset = await ingest_metrics(
+            active.offset, last = await ingest_all_but_last(
                 self.store,
                 self.service,
                 self.spec,
                 active.offset,
-                final=final,
-                on_final=heard,
-                on_intermediate=stored,
+                on_final=self._heard,
+                on_intermediate=self._stored,
             )
-
-    async def finish(self) -> None:
-        """The last read after the process ended, and the last log trim: a trial that ended
-        within one poll interval (a flood of output on a loaded machine) is trimmed here."""
-        await self.ingest(final=True)
+        if last is not None and not active.has_final:
+            final = next((report for report in last.reports if report.is_final), None)
+            if final is not None:
+                self._heard(final)
         await self._trim_logs()
+        return last
+
+    def _heard(self, report: MetricReport) -> None:
+        active = self.active
+        active.has_final = True
+        active.final_is_nan = math.isnan(report.default_value)
+        problem = self.on_final(active, report)
+        if problem is not None:
+            active.request_end(TrialEnd(TrialStatus.FAILED, problem))
+
+    def _stored(self, count: int) -> None:
+        if count and self.on_intermediate is not None:
+            self.on_intermediate(self.active)
 
     async def _trim_logs(self) -> None:
         active = self.active

@@ -34,14 +34,14 @@ from manager.crash_points import crash_point
 from manager.gpu import GpuAllocator, GpuInfo
 from manager.loop.active_trial import ActiveTrial, TrialEnd, TrialPhase, stored_process, trial_spec
 from manager.loop.early_stop import EarlyStopping
-from manager.loop.ending import StopRequest, room_left, seconds_text
+from manager.loop.ending import StopRequest, await_exit, room_left, seconds_text
 from manager.loop.errors import InvalidState
 from manager.loop.failure_streak import FailureStreak
 from manager.loop.follow import TrialFollower
 from manager.loop.launch import packed_parameter, submit_telling_why_it_waits
 from manager.loop.recovery import resolve_launch, settle_unwatched
 from manager.loop.tuner_session import TunerSession, TunerState
-from manager.store import KEEP, EventKind, ExperimentRecord, StorageError, Store, now_ms
+from manager.store import KEEP, EventKind, ExperimentRecord, FinalMetrics, StorageError, Store, now_ms
 from manager.training.base import TrainingService, TrialExit, TrialSpec
 from manager.tuners.base import Tuner
 from trials.searchspace import SearchSpace
@@ -90,6 +90,8 @@ class ExperimentRunner(EarlyStopping):
             SearchSpace.from_json(record.search_space) if record.search_space is not None else None
         )
         self.service = service
+        #: The loop allocates GPUs to each trial, so a trial may wait for them.
+        self._gpu_trials = config.trial_gpu_number > 0 and not service.assigns_gpus
         self.tuner = TunerSession(
             self.id,
             self.store,
@@ -355,9 +357,10 @@ class ExperimentRunner(EarlyStopping):
             proposal = await self.tuner.propose(self._next_sequence)
             if proposal is None:
                 return
+            create = self.store.create_trial  # a trial that starts at once commits its launch intent too
             try:
                 record = await self.store.call(
-                    self.store.create_trial, self.id, proposal.parameters, proposal.checkpoint
+                    create, self.id, proposal.parameters, proposal.checkpoint, launching=not self._gpu_trials
                 )
             except BaseException:
                 self.tuner.unsaved_back(proposal.checkpoint)
@@ -381,9 +384,8 @@ class ExperimentRunner(EarlyStopping):
     async def _try_start(self, active: ActiveTrial) -> bool:
         """Start ``active`` if its GPUs are free; else record why it waits."""
         gpus: tuple[int, ...] = ()
-        count = self.config.trial_gpu_number
-        if count > 0 and not self.service.assigns_gpus:
-            allocator = self._gpus()
+        if self._gpu_trials:
+            count, allocator = self.config.trial_gpu_number, self._gpus()
             allocated = await asyncio.to_thread(allocator.allocate, active.id, count)  # may run nvidia-smi
             if active.ending is not None or self._stop is not None:
                 if allocated is not None:
@@ -415,7 +417,8 @@ class ExperimentRunner(EarlyStopping):
         spec = self._spec(active)
         try:
             # committed before anything starts: a crash from here on leaves a launch to find
-            await self.store.call(self.store.mark_trial_launching, active.id, gpus=active.gpus)
+            if active.record.launch_requested is None or active.gpus:  # else done in create_trial
+                await self.store.call(self.store.mark_trial_launching, active.id, gpus=active.gpus)
         except StorageError as exc:
             self._fail_storage(exc)
             await self._close_trial(active, TrialEnd(TrialStatus.SYS_CANCELED, str(exc)))
@@ -464,12 +467,12 @@ class ExperimentRunner(EarlyStopping):
         )
         try:
             tail = asyncio.create_task(follower.follow())
-            exit_ = await self._await_exit(active)
+            exit_ = await await_exit(self.service, self.clock, self.config.max_trial_duration, active)
             active.tail_stop.set()
             await tail
-            await follower.finish()
+            last = await follower.finish()  # stored with the end: one transaction
             crash_point("trial.before_end_commit")
-            await self._close_trial(active, active.judge(exit_), exit_)
+            await self._close_trial(active, active.judge(exit_), exit_, last)
         except Exception as exc:
             if isinstance(exc, StorageError):
                 self._fail_storage(exc)
@@ -484,23 +487,15 @@ class ExperimentRunner(EarlyStopping):
             with contextlib.suppress(Exception):
                 await self._close_trial(active, active.ending or TrialEnd(TrialStatus.SYS_CANCELED, reason))
 
-    async def _await_exit(self, active: ActiveTrial) -> TrialExit:
-        waiter = asyncio.create_task(self.service.wait(active.id))
-        limit = self.config.max_trial_duration
-        if limit is not None:
-            started = active.record.start_time
-            used = self.clock.seconds_since(started) if started is not None else 0.0
-            timeout = self.clock.real_seconds(max(0.0, limit - used))
-            done, _ = await asyncio.wait({waiter}, timeout=timeout)
-            if not done:
-                active.request_end(
-                    TrialEnd(TrialStatus.FAILED, f"exceeded maxTrialDuration {seconds_text(limit)} s")
-                )
-                await self.service.kill(active.id)
-        return await waiter
-
-    async def _close_trial(self, active: ActiveTrial, end: TrialEnd, exit_: TrialExit | None = None) -> None:
-        """Record the end, free the GPUs, tell the tuner, and wake the loop to fill the slot.
+    async def _close_trial(
+        self,
+        active: ActiveTrial,
+        end: TrialEnd,
+        exit_: TrialExit | None = None,
+        last: FinalMetrics | None = None,
+    ) -> None:
+        """Record the end (with ``last``, its metric channel's last chunk), free the GPUs, tell
+        the tuner, and wake the loop to fill the slot.
 
         When the database refuses the write, the trial still ends here (the experiment goes to
         ERROR, and :meth:`_finish` records the trials it could not).
@@ -515,7 +510,10 @@ class ExperimentRunner(EarlyStopping):
                 reason=end.reason,
                 return_slot=active.return_slot,
                 stop_step=self._stop_step(active, end),
+                metrics=last,
             )
+            if last is not None and last.intermediate:
+                self._intermediate_stored(active)  # before the assessor hears the end
             if active.return_slot:
                 self._returned += 1
             if (stop := self._failures.ended(end, not active.return_slot)) and self._stop is None:

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from manager import profiling
 from manager.store.disk import RESERVE_SUFFIX, StorageError, make_reserve, storage_problem
 from manager.store.schema import create_schema, sqlite_pragmas
 
@@ -91,6 +92,7 @@ class Database:
         self._read_engine = self._engine(pool_size=8)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasctl-db-writer")
         self._writer_ident: int | None = None
+        self._profile: object | None = None
         self._writer.submit(self._remember_writer).result()
         if self._write_engine.dialect.name == "postgresql" and not self._write(_lock_postgres):
             self._writer.shutdown(wait=True)
@@ -134,11 +136,13 @@ class Database:
 
     def _remember_writer(self) -> None:
         self._writer_ident = threading.get_ident()
+        self._profile = profiling.start("writer")
 
     def close(self) -> None:
         if getattr(self, "_closed", True):
             return
         self._closed = True
+        self._writer.submit(profiling.stop, getattr(self, "_profile", None))
         self._writer.shutdown(wait=True)
         self._write_engine.dispose()
         self._read_engine.dispose()

@@ -21,6 +21,61 @@ from manager.store.statements import INGEST_STATE, INSERT_METRIC, METRIC_COLUMNS
 from trials.metrics import MetricReport
 
 
+def store_metrics(
+    session: Session,
+    trial_id: str,
+    expected_offset: int,
+    new_offset: int,
+    reports: Sequence[MetricReport],
+    invalid: Sequence[str] = (),
+) -> IngestResult:
+    """Store one chunk of a trial's metric channel in the caller's transaction (see
+    :meth:`MetricQueries.ingest_metrics`)."""
+    connection = session.connection()
+    trial = connection.execute(INGEST_STATE, {"b_trial": trial_id}).first()
+    if trial is None:
+        raise KeyError(f"trial {trial_id} not found")
+    if trial.metrics_offset != expected_offset:
+        return IngestResult(False, 0, None, trial.metrics_offset)
+    final: MetricReport | None = None
+    changes: dict[str, Any] = {"metrics_offset": new_offset}
+    if reports:  # one executemany, not one ORM object per record: 100,000 records take a second
+        connection.execute(
+            INSERT_METRIC,
+            [
+                {
+                    "experiment_id": trial.experiment_id,
+                    "trial_id": trial_id,
+                    "type": report.kind,
+                    "sequence": report.sequence,
+                    "value": report.value,
+                    "default_value": finite_or_none(report.default_value),
+                    "time": report.time_ms,
+                }
+                for report in reports
+            ],
+        )
+    for report in reports:
+        if report.is_final:
+            if trial.no_final and final is None:
+                final = report
+                changes["final_metric_data"] = report.value
+                changes["final_metric"] = finite_or_none(report.default_value)
+            else:
+                log_event(
+                    session,
+                    trial.experiment_id,
+                    trial_id,
+                    EventKind.INVALID_METRIC,
+                    "a second final result was recorded but ignored: the first one counts",
+                    {"value": report.value},
+                )
+    for reason in invalid:
+        log_event(session, trial.experiment_id, trial_id, EventKind.INVALID_METRIC, reason, None)
+    connection.execute(UPDATE_TRIAL, {"b_trial": trial_id, **changes})
+    return IngestResult(True, len(reports), final, new_offset)
+
+
 class MetricQueries(Database):
     """The metrics' part of ``Store``."""
 
@@ -39,53 +94,9 @@ class MetricQueries(Database):
         twice, and only together with its records, so none is lost. The first FINAL record sets
         the trial's final metric; a later FINAL is kept as a metric and logged as an event.
         """
-
-        def work(session: Session) -> IngestResult:
-            connection = session.connection()
-            trial = connection.execute(INGEST_STATE, {"b_trial": trial_id}).first()
-            if trial is None:
-                raise KeyError(f"trial {trial_id} not found")
-            if trial.metrics_offset != expected_offset:
-                return IngestResult(False, 0, None, trial.metrics_offset)
-            final: MetricReport | None = None
-            changes: dict[str, Any] = {"metrics_offset": new_offset}
-            if reports:  # one executemany, not one ORM object per record: 100,000 records take a second
-                connection.execute(
-                    INSERT_METRIC,
-                    [
-                        {
-                            "experiment_id": trial.experiment_id,
-                            "trial_id": trial_id,
-                            "type": report.kind,
-                            "sequence": report.sequence,
-                            "value": report.value,
-                            "default_value": finite_or_none(report.default_value),
-                            "time": report.time_ms,
-                        }
-                        for report in reports
-                    ],
-                )
-            for report in reports:
-                if report.is_final:
-                    if trial.no_final and final is None:
-                        final = report
-                        changes["final_metric_data"] = report.value
-                        changes["final_metric"] = finite_or_none(report.default_value)
-                    else:
-                        log_event(
-                            session,
-                            trial.experiment_id,
-                            trial_id,
-                            EventKind.INVALID_METRIC,
-                            "a second final result was recorded but ignored: the first one counts",
-                            {"value": report.value},
-                        )
-            for reason in invalid:
-                log_event(session, trial.experiment_id, trial_id, EventKind.INVALID_METRIC, reason, None)
-            connection.execute(UPDATE_TRIAL, {"b_trial": trial_id, **changes})
-            return IngestResult(True, len(reports), final, new_offset)
-
-        return self._write(work)
+        return self._write(
+            lambda session: store_metrics(session, trial_id, expected_offset, new_offset, reports, invalid)
+        )
 
     def metrics_since(self, experiment_id: str, since: int = 0, limit: int = 1000) -> list[MetricRecord]:
         """Metrics with ``id > since`` in id order: incremental polling."""

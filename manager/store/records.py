@@ -161,6 +161,22 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class FinalMetrics:
+    """The last chunk of an ended trial's metric channel, stored with its end in one transaction
+    (``Store.finish_trial(metrics=...)``) as ``Store.ingest_metrics`` would store it alone."""
+
+    expected_offset: int
+    new_offset: int
+    reports: tuple[MetricReport, ...]
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def intermediate(self) -> int:
+        """How many intermediate results it holds."""
+        return sum(not report.is_final for report in self.reports)
+
+
+@dataclass(frozen=True)
 class TunerCheckpoint:
     """A tuner's saved state, and the trials whose result / end it has already learned."""
 

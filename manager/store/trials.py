@@ -18,7 +18,8 @@ from manager.store.checkpoints import save_checkpoint
 from manager.store.database import Database
 from manager.store.events import EventKind, log_event
 from manager.store.ids import new_trial_id
-from manager.store.records import TrialRecord, TunerCheckpoint, now_ms, trial_record
+from manager.store.metrics import store_metrics
+from manager.store.records import FinalMetrics, TrialRecord, TunerCheckpoint, now_ms, trial_record
 from manager.store.schema import TrialRow
 from manager.store.statements import (
     INSERT_TRIAL,
@@ -50,7 +51,12 @@ class TrialQueries(Database):
     """The trials' part of ``Store``."""
 
     def create_trial(
-        self, experiment_id: str, parameters: Mapping[str, Any], checkpoint: TunerCheckpoint | None = None
+        self,
+        experiment_id: str,
+        parameters: Mapping[str, Any],
+        checkpoint: TunerCheckpoint | None = None,
+        *,
+        launching: bool = False,
     ) -> TrialRecord:
         """A WAITING trial with the next sequence id (also its parameter id) and a fresh id.
 
@@ -59,6 +65,8 @@ class TrialQueries(Database):
 
         ``checkpoint`` (the tuner's state right after it proposed ``parameters``) is saved in the
         same transaction, so after a crash the tuner's memory and the trial list agree.
+        ``launching``: the trial starts at once with no GPUs, so the intent to start it is
+        committed here (as :meth:`mark_trial_launching` would), one transaction less per trial.
         """
 
         def work(session: Session) -> TrialRecord:
@@ -94,6 +102,7 @@ class TrialQueries(Database):
                 pid=None,
                 pid_create_time=None,
                 metrics_offset=0,
+                launch_requested=now_ms() if launching else None,
             )
             connection.execute(
                 INSERT_TRIAL,
@@ -110,6 +119,7 @@ class TrialQueries(Database):
                     "metrics_offset": 0,
                     "result_in_checkpoint": False,
                     "end_in_checkpoint": False,
+                    "launch_requested": record.launch_requested,
                 },
             )
             log_event(
@@ -186,14 +196,26 @@ class TrialQueries(Database):
         end_time: int | None = None,
         return_slot: bool = False,
         stop_step: int | None = None,
+        metrics: FinalMetrics | None = None,
     ) -> TrialRecord:
         """Move a trial to a terminal status and log it; a trial already ended stays as it was.
 
         ``return_slot`` gives the trial's place in maxTrialNumber back (same transaction);
-        ``stop_step``: an early-stopped trial's number of intermediate results.
+        ``stop_step``: an early-stopped trial's number of intermediate results. ``metrics``: the
+        last chunk of its metric channel, stored first in the same transaction, exactly as
+        :meth:`ingest_metrics` stores a chunk (one transaction per ended trial, not two).
         """
 
         def work(session: Session) -> TrialRecord:
+            if metrics is not None:
+                store_metrics(
+                    session,
+                    trial_id,
+                    metrics.expected_offset,
+                    metrics.new_offset,
+                    metrics.reports,
+                    metrics.invalid,
+                )
             row = select_trial(session, trial_id)
             if row.status.is_terminal:
                 return row

@@ -112,15 +112,25 @@ def command_argv(command: str, cwd: Path, path: str | None) -> tuple[list[str], 
     return words, False
 
 
-def trial_environment(spec: TrialSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a trial: the daemon's own (minus nasctl's variables), the spec's
-    extra variables, then the NASCTL_* set and CUDA_VISIBLE_DEVICES ("" for a CPU trial)."""
-    source = os.environ if base is None else base
+def inherited_environment(source: Mapping[str, str]) -> dict[str, str]:
+    """What every trial inherits: ``source`` (the daemon's environment) minus nasctl's variables."""
     out = {k: v for k, v in source.items() if not k.startswith("NASCTL_") or k == "NASCTL_HOME"}
     out.setdefault("PYTHONUNBUFFERED", "1")  # so `nasctl trial log` shows prints as they happen
     # CUDA numbers GPUs fastest first unless told otherwise; nvidia-smi (whose indices we hand out)
     # numbers them by PCI bus: on a machine with mixed GPUs a trial would land on another GPU.
     out.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    return out
+
+
+def trial_environment(
+    spec: TrialSpec, base: Mapping[str, str] | None = None, *, inherited: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a trial: the daemon's own (minus nasctl's variables; ``inherited``: that,
+    computed once), the spec's extra variables, then the NASCTL_* set and CUDA_VISIBLE_DEVICES
+    ("" for a CPU trial)."""
+    if inherited is None:
+        inherited = inherited_environment(os.environ if base is None else base)
+    out = dict(inherited)
     out.update(spec.env)
     out.update(
         {
@@ -175,6 +185,8 @@ class LocalTrainingService(TrainingService):
         self.kill_grace = kill_grace
         self.max_log_bytes = max_log_bytes
         self._base_env = base_env
+        #: The daemon's environment does not change while it runs: filtered once, not per trial.
+        self._inherited = inherited_environment(os.environ if base_env is None else base_env)
         self._running: dict[str, _Running] = {}
         self.warm = WarmLauncher(preload) if preload else None
 
@@ -195,7 +207,7 @@ class LocalTrainingService(TrainingService):
             _open_log(trial_dir / env.STDERR_FILE_NAME) as err,
             _launch_lock(trial_dir) as lock,
         ):
-            environment = trial_environment(spec, self._base_env)
+            environment = trial_environment(spec, inherited=self._inherited)
             command, via_shell = command_argv(spec.command, spec.working_dir, environment.get("PATH"))
             warm = (
                 None
