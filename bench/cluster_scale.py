@@ -4,7 +4,7 @@ The daemon's own parts, in this process as ``nasctl manager start`` wires them: 
 manager and its loop, the store on a real SQLite file, and the REST API served by uvicorn on
 127.0.0.1 (a free port) on the same asyncio loop. Only the trials are simulated
 (``bench/_reporting_cluster.py``): ``--trials`` of them run at once (trialConcurrency and
-maxTrialNumber = ``--trials``), each reporting an intermediate result every clock second for a
+maxTrialNumber = ``--trials``), each reporting an intermediate result every clock second (``--every``) for a
 clock hour, with the Random tuner answering from the NAS-Bench-201 space (15,625 cells). The
 daemon polls each trial's channel every 0.25 real seconds, as it does for real trials.
 
@@ -28,7 +28,7 @@ exactly once. Aims (issue 22): daemon CPU < 1 core, REST p95 < 100 ms, no backlo
 >= 95% of written during the window). Exit status 1 when one is missed or a report is lost.
 
 Usage: ``python bench/cluster_scale.py [--trials 200] [--speed 1] [--window 10] [--warmup 3]
-[--rest-interval 0.1] [--launch-timeout 600] [--json PATH]``; ``--trials 1000``, ``--trials 10000`` and ``--speed 10``
+[--rest-interval 0.1] [--launch-timeout 600] [--every 1] [--json PATH]``; ``--trials 1000``, ``--trials 10000`` and ``--speed 10``
 are the issue's sizes (minutes each).
 """
 
@@ -219,10 +219,11 @@ async def run(
     rest_interval: float,
     home: Path,
     launch_timeout: float = 600.0,
+    every: float = 1.0,
 ) -> Result:
     process = psutil.Process()
     store = CountingStore.open(home)
-    cluster = ReportingCluster(Clock(speed=speed), every=1.0, duration=HOUR)
+    cluster = ReportingCluster(Clock(speed=speed), every=every, duration=HOUR)
     manager = ExperimentManager(
         store,
         home,
@@ -304,7 +305,7 @@ async def run(
     return Result(
         trials=trials,
         speed=speed,
-        reports_per_second_offered=trials * speed,
+        reports_per_second_offered=trials * speed / every,
         running=running,
         launch_seconds=round(launch_seconds, 2),
         window_seconds=round(elapsed, 2),
@@ -355,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=10.0, help="real seconds measured")
     parser.add_argument("--warmup", type=float, default=3.0, help="real seconds after the last launch")
     parser.add_argument("--rest-interval", type=float, default=0.1, help="seconds between a route's requests")
+    parser.add_argument("--every", type=float, default=1.0, help="clock seconds between a trial's reports")
     parser.add_argument("--launch-timeout", type=float, default=600.0, help="measure after this many s")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
@@ -368,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.rest_interval,
                 Path(home),
                 args.launch_timeout,
+                args.every,
             )
         )
     print(report(result))
