@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -45,20 +44,25 @@ class TrialFollower:
         """Poll until ``active.tail_stop`` is set (the trial's process has ended)."""
         interval = self.clock.real_seconds(self.poll_seconds)
         stop = self.active.tail_stop
-        while True:
-            # wait first: a trial that ends within one interval (most of a fast search) is read once,
-            # at its exit, and costs no poll at all
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-            if stop.is_set():
-                return
-            try:
-                await self.ingest()
-                await self._trim_logs()
-            except StorageError as exc:
-                self.on_storage_failure(exc)
-            except Exception as exc:  # a store hiccup must not end the trial; the final read retries
-                log.warning("trial %s: reading its metrics failed: %s", self.active.id, exc)
+        # one waiter for the whole follow, not a task made and cancelled per poll (wait_for):
+        # at 1,000 trials the polls are most of what the event loop does
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while True:
+                # wait first: a trial that ends within one interval (most of a fast search) is read
+                # once, at its exit, and costs no poll at all
+                await asyncio.wait((stopped,), timeout=interval)
+                if stop.is_set():
+                    return
+                try:
+                    await self.ingest()
+                    await self._trim_logs()
+                except StorageError as exc:
+                    self.on_storage_failure(exc)
+                except Exception as exc:  # a store hiccup must not end the trial; the final read retries
+                    log.warning("trial %s: reading its metrics failed: %s", self.active.id, exc)
+        finally:
+            stopped.cancel()
 
     async def ingest(self) -> None:
         """Store what the trial reported since the last read."""
@@ -112,6 +116,8 @@ class TrialFollower:
             self.on_intermediate(self.active)
 
     async def _trim_logs(self) -> None:
+        if not self.service.trims_logs:
+            return
         active = self.active
         for note in await asyncio.to_thread(self.service.trim_logs, self.spec):
             if note not in active.notes:

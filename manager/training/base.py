@@ -188,6 +188,12 @@ class TrainingService(abc.ABC):
         """Keep the trial's logs within bounds; returns one note per log that was cut."""
         return ()
 
+    @property
+    def trims_logs(self) -> bool:
+        """Whether :meth:`trim_logs` may cut anything: when not, the loop skips the call (a
+        thread hop per trial per metric poll, most of the loop's work at 1,000 trials)."""
+        return False
+
     def log_path(self, trial_dir: Path, stream: str) -> Path:
         """Where a trial's ``stdout`` or ``stderr`` is kept."""
         if stream not in LOG_STREAMS:

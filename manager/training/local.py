@@ -317,6 +317,10 @@ class LocalTrainingService(TrainingService):
     def read_metrics(self, spec: TrialSpec, offset: int, final: bool = False) -> MetricsChunk:
         return read_metrics_file(spec.trial_dir / env.METRICS_FILE_NAME, offset, final)
 
+    @property
+    def trims_logs(self) -> bool:
+        return self.max_log_bytes is not None
+
     def trim_logs(self, spec: TrialSpec) -> tuple[str, ...]:
         """Cut a log that passed ``max_log_bytes`` back to one line saying so; says what it cut."""
         if self.max_log_bytes is None:
