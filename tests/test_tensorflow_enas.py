@@ -67,3 +67,25 @@ def test_enas_searches_a_keras_model_and_exports_an_architecture_it_applies(tmp_
     assert view["weights"]["total"] == 4 and set(view["weights"]["items"][0]["weights"]) == set(exported)
     epoch_ends = [m for m in view["metrics"]["items"] if "val_acc" in m.get("metrics", m)]
     assert len(epoch_ends) == 2
+
+
+def test_enas_shows_one_progress_line_per_epoch_and_none_when_asked(capsys) -> None:
+    def search(progress: bool) -> list[str]:
+        EnasTrainer(
+            TinyNet(),
+            train_data=_batches(0, 32),
+            valid_data=_batches(1, 16),
+            num_epochs=2,
+            controller_steps=2,
+            controller_aggregate=2,
+            export_samples=1,
+            seed=0,
+            progress=progress,
+        ).fit()
+        return capsys.readouterr().err.splitlines()
+
+    lines = search(progress=True)
+    assert lines[0].startswith("[enas] searching 3 choices for 2 epochs")
+    assert [line.split("  ")[0] for line in lines[1:]] == ["epoch 1/2", "epoch 2/2"]
+    assert "val_acc" in lines[1] and "(val: super-net)" in lines[1]
+    assert search(progress=False) == []

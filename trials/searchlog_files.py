@@ -1,6 +1,6 @@
 """The file names inside a search-log folder (docs/architecture.md, "Search log").
 
-One-shot trainers write them (:mod:`trials.nas.oneshot.searchlog`, which needs torch) and the
+One-shot trainers write them (:mod:`trials.searchlog`, PyTorch and Keras alike) and the
 dashboard reads them (:mod:`manager.views.searchlog`, which must not import torch); the names live here,
 torch-free, so both sides spell them alike.
 """

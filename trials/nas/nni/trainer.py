@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, SubsetRandomSampler
 from trials.nas.nni.callbacks import Callback as NniCallback
 from trials.nas.nni.utils import AverageMeterGroup
 from trials.nas.oneshot.callbacks import Callback
-from trials.nas.oneshot.searchlog import SearchLog
+from trials.searchlog import SearchLog
 
 
 def default_device(device: Any) -> torch.device | str:

@@ -24,9 +24,9 @@ from trials.nas.oneshot.graph import build_graph
 from trials.nas.oneshot.latency import LatencyTable, measure_latency
 from trials.nas.oneshot.pdarts import PdartsTrainer
 from trials.nas.oneshot.proxyless import ProxylessTrainer
-from trials.nas.oneshot.searchlog import SearchLog
 from trials.nas.oneshot.spos import SposTrainer, recalibrate_batchnorm
 from trials.nas.oneshot.tensorboard import TensorBoardCallback  # imports TensorBoard only when built
+from trials.searchlog import SearchLog
 
 __all__ = [
     "Callback",

@@ -31,7 +31,7 @@ from trials.nas.oneshot.choices import (
 )
 from trials.nas.oneshot.graph import build_graph
 from trials.nas.oneshot.lookahead import no_batch, one_pass, peek
-from trials.nas.oneshot.searchlog import SearchLog
+from trials.searchlog import SearchLog
 from trials.searchlog_files import GRAPH_FILE
 from trials.searchspace import architecture_to_json, architecture_to_multi_hot
 

@@ -14,7 +14,7 @@ batch's own statistics, as a shared super-net needs; Keras then also updates its
 statistics). Runs eagerly on the CPU or the device TensorFlow picks; no checkpoints, callbacks or
 mixed precision (the PyTorch trainers have them).
 
-The search log (:mod:`trials.nas.oneshot.searchlog`) is the PyTorch trainers', so
+The search log (:mod:`trials.searchlog`) is the PyTorch trainers', so
 ``nasctl view-nas --logdir DIR`` shows a Keras search: ``search_space.json``, ``weights.jsonl``
 (the controller's probabilities, averaged over the samples of each logging window),
 ``metrics.jsonl`` and ``architecture.json``.
@@ -23,17 +23,19 @@ The search log (:mod:`trials.nas.oneshot.searchlog`) is the PyTorch trainers', s
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trials.nas.oneshot.searchlog import SearchLog
 from trials.nas.tensorflow._keras import keras, tf
 from trials.nas.tensorflow.controller import Controller, Sample
 from trials.nas.tensorflow.model import parse_model
 from trials.nas.tensorflow.mutables import InputChoice, LayerChoice
+from trials.searchlog import SearchLog
 from trials.searchspace import InputDecision, LayerChoiceSpec, LayerDecision, architecture_to_json
 
 Batch = tuple[Any, Any]
@@ -77,6 +79,7 @@ class EnasTrainer:
         temperature: float | None = None,
         tanh_constant: float | None = 1.5,
         export_samples: int = 10,
+        progress: bool = True,
     ) -> None:
         if num_epochs < 0 or log_every < 1:
             raise ValueError(
@@ -88,6 +91,7 @@ class EnasTrainer:
             )
         if seed is not None:
             keras.utils.set_random_seed(seed)
+        self.progress = progress
         self.model = model
         self.parsed = parse_model(model)
         self.space = self.parsed.space
@@ -139,13 +143,24 @@ class EnasTrainer:
         self._build_every_candidate(first[0])
         if self.log is not None:
             self.log.write_space(self.space.to_json())
+        self._say(
+            f"[enas] searching {len(self.space.nas_choices)} choices for {self.num_epochs} epochs (Keras)"
+        )
         for epoch in range(self.num_epochs):
+            start, losses = time.perf_counter(), []
             for inputs, labels in self.train_data:
                 self.apply(self._sample().architecture)
                 loss, acc = self._child_step(inputs, labels)
+                losses.append(loss)
                 self._step_done(epoch, {"train_loss": loss, "train_acc": acc})
             self._train_controller()
-            self._epoch_end(epoch)
+            metrics = self._epoch_end(epoch)
+            figures = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            train = f"train_loss {sum(losses) / max(len(losses), 1):.4f}  "
+            self._say(
+                f"epoch {epoch + 1}/{self.num_epochs}  {train}{figures}  (val: super-net)  "
+                f"{time.perf_counter() - start:.1f} s"
+            )
         architecture = self.export()
         if self.log is not None:
             self.log.write_architecture(architecture)
@@ -230,7 +245,12 @@ class EnasTrainer:
                 grads_sum = None
             self._rewards.append(reward)
 
-    def _epoch_end(self, epoch: int) -> None:
+    def _say(self, line: str) -> None:
+        """One progress line on stderr (``progress=False`` keeps the search quiet)."""
+        if self.progress:
+            print(line, file=sys.stderr, flush=True)
+
+    def _epoch_end(self, epoch: int) -> dict[str, float]:
         self.apply(self.controller.sample(greedy=True).architecture)
         accuracies = [(self._reward(batch), len(batch[1])) for batch in self.valid_data]
         total = sum(n for _, n in accuracies)
@@ -240,6 +260,7 @@ class EnasTrainer:
             self._rewards = []
         if self.log is not None:
             self.log.log_metrics(self.step, epoch, metrics)
+        return metrics
 
     # -- export ------------------------------------------------------------------------------
     def export(self) -> dict[str, Any]:
