@@ -164,7 +164,7 @@ class OneShotTrainer(abc.ABC):
         self.valid_data = valid_data
         self.num_epochs = num_epochs
         self.optimizer = optimizer or torch.optim.SGD(
-            model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4
+            model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True
         )
         self.lr_scheduler = lr_scheduler
         self.loss_fn: LossFn = loss or cross_entropy
@@ -370,13 +370,13 @@ class OneShotTrainer(abc.ABC):
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(optimizer)
             if clip is not None:
-                nn.utils.clip_grad_norm_(params, clip)
+                nn.utils.clip_grad_norm_(params, clip, foreach=True)
             self.scaler.step(optimizer)
             self.scaler.update()
             return
         loss.backward()
         if clip is not None:
-            nn.utils.clip_grad_norm_(params, clip)
+            nn.utils.clip_grad_norm_(params, clip, foreach=True)
         optimizer.step()
 
     def step_metrics(self, output: Any, targets: Any, loss: torch.Tensor) -> dict[str, float]:

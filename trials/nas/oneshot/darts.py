@@ -61,7 +61,11 @@ class DartsTrainer(OneShotTrainer):
             nn.Parameter(1e-3 * torch.randn(len(group), device=self.device)) for group in self.groups
         )
         self.arch_optimizer = torch.optim.Adam(
-            self.alphas.parameters(), lr=arch_lr, betas=arch_betas, weight_decay=arch_weight_decay
+            self.alphas.parameters(),
+            lr=arch_lr,
+            betas=arch_betas,
+            weight_decay=arch_weight_decay,
+            foreach=True,
         )
 
     def check_choice(self, group: ChoiceGroup) -> str | None:
@@ -120,7 +124,8 @@ class DartsTrainer(OneShotTrainer):
                 else:
                     self.apply_mixture()
                     _, loss = self.forward_loss(x_valid, y_valid)
-                    loss.backward()
+                    # only alpha's gradient: the weights' would be discarded by the weight step
+                    loss.backward(inputs=list(self.alphas))
                 self.arch_optimizer.step()
             self.apply_mixture(detach=True)
             output, loss = self.forward_loss(x_train, y_train)
