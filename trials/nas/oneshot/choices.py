@@ -62,10 +62,13 @@ class ChoiceGroup:
         return f"{kind} {self.key!r}"
 
     def apply_weights(self, weights: torch.Tensor) -> None:
-        """A weighted mixture of every candidate (each is run, scaled by its weight)."""
-        every = range(len(self))
+        """A weighted mixture of the candidates, each run and scaled by its weight; a layer
+        choice's ``none``/``zero`` candidates are skipped (their output is zero, so leaving them
+        out changes neither the mixture nor any gradient)."""
+        zeros = set(self.zero_candidates()) if self.is_layer else set()
+        active = [i for i in range(len(self)) if i not in zeros] or list(range(len(self)))
         for module in self.modules:
-            module.set_mask(weights, active=every)
+            module.set_mask(weights, active=active)
 
     def apply_indices(self, indices: Sequence[int], device: torch.device | str | None = None) -> None:
         """Only the candidates at ``indices`` are run (a sampled or final decision)."""
