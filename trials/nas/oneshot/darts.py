@@ -91,13 +91,25 @@ class DartsTrainer(OneShotTrainer):
         return group.n_chosen * torch.softmax(alpha, dim=-1)
 
     def apply_mixture(self, detach: bool = False) -> None:
-        """Put the current mixture on every choice; ``detach`` when only the weights learn."""
+        """Put the current mixture on every choice; ``detach`` when only the weights learn.
+
+        Choices of one kind and length (DARTS' edges: every layer choice has 7 candidates) get
+        their weights from one softmax over their stacked alphas, rows being independent."""
+        buckets: dict[tuple[bool, int | None, int], list[tuple[ChoiceGroup, torch.Tensor]]] = {}
         for group, alpha in zip(self.groups, self.alphas, strict=True):
             if group.n_chosen == 0:
                 group.apply_indices([], self.device)
                 continue
-            weights = self._mixture(group, alpha.detach() if detach else alpha)
-            group.apply_weights(weights)
+            key = (group.is_layer, group.n_chosen, len(group))
+            buckets.setdefault(key, []).append((group, alpha.detach() if detach else alpha))
+        for members in buckets.values():
+            if len(members) == 1:
+                group, alpha = members[0]
+                group.apply_weights(self._mixture(group, alpha))
+                continue
+            rows = self._mixture(members[0][0], torch.stack([alpha for _, alpha in members])).unbind(0)
+            for (group, _), weights in zip(members, rows, strict=True):
+                group.apply_weights(weights)
 
     prepare_validation = apply_mixture
 
