@@ -156,3 +156,33 @@ def test_a_mixture_skips_its_zero_candidate_and_keeps_its_value_and_gradient() -
     (grad,) = torch.autograd.grad(out.sum(), alpha)
     (want,) = torch.autograd.grad(expected.sum(), alpha)
     torch.testing.assert_close(grad, want)
+
+
+def test_capture_step_on_the_cpu_warns_says_why_and_trains_as_the_eager_step() -> None:
+    data, valid = batches(2, 1), batches(2, 2)
+    results = []
+    for capture in (False, True):
+        kwargs: dict[str, Any] = {"capture_step": True} if capture else {}
+        net = small_network()
+        if capture:
+            with pytest.warns(
+                UserWarning, match="capture_step runs eagerly: device 'cpu' is not a CUDA device"
+            ):
+                trainer = DartsTrainer(
+                    net, train_data=data, valid_data=valid, num_epochs=1, progress=False, **kwargs
+                )
+            assert trainer.capture_note == "device 'cpu' is not a CUDA device"
+        else:
+            trainer = DartsTrainer(
+                net, train_data=data, valid_data=valid, num_epochs=1, progress=False, **kwargs
+            )
+        torch.manual_seed(0)
+        for alpha in trainer.alphas:
+            nn.init.normal_(alpha, std=1e-3)
+        trainer.train_epoch(0)
+        results.append(([a.detach().clone() for a in trainer.alphas], net.state_dict()))
+    (alphas, state), (alphas_captured, state_captured) = results
+    for a, b in zip(alphas, alphas_captured, strict=True):
+        assert torch.equal(a, b)
+    for name, value in state.items():
+        assert torch.equal(value, state_captured[name]), name

@@ -170,6 +170,7 @@ class OneShotTrainer(abc.ABC):
         self.loss_fn: LossFn = loss or cross_entropy
         self.metrics_fn: MetricsFn = metrics or accuracy
         self.grad_clip = grad_clip
+        self.autocast_cache = True  # off where a step is recorded as a CUDA graph
         self.amp_dtype: torch.dtype | None = None
         self.scaler: torch.amp.GradScaler | None = None
         if mixed_precision:
@@ -346,7 +347,7 @@ class OneShotTrainer(abc.ABC):
         """Mixed precision for a forward pass when it is on, else nothing."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype, cache_enabled=self.autocast_cache)
 
     def forward_loss(
         self, inputs: Any, targets: Any, model: nn.Module | None = None
