@@ -186,3 +186,17 @@ def test_capture_step_on_the_cpu_warns_says_why_and_trains_as_the_eager_step() -
         assert torch.equal(a, b)
     for name, value in state.items():
         assert torch.equal(value, state_captured[name]), name
+
+
+def test_a_mean_mixture_keeps_its_zero_candidate_in_the_divisor() -> None:
+    torch.manual_seed(0)
+    choice = LayerChoice({"conv": nn.Conv2d(2, 2, 1), "none": Zero(2, 2)}, reduction="mean", key="c")
+    model = nn.Sequential(choice, nn.Flatten(), nn.Linear(50, 2))
+    data = [(torch.randn(2, 2, 5, 5), torch.tensor([0, 1]))]
+    trainer = DartsTrainer(model, train_data=data, valid_data=data, num_epochs=1, progress=False)
+    trainer.apply_mixture()
+    x = data[0][0]
+    weights = torch.softmax(trainer.alphas[0], -1)
+    torch.testing.assert_close(
+        choice(x), (choice["conv"](x) * weights[0] + choice["none"](x) * weights[1]) / 2
+    )
