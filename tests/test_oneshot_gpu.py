@@ -106,3 +106,31 @@ def test_pdarts_stages_rebuild_on_cuda_with_mixed_precision(tmp_path: Path) -> N
     fixed = DartsNetwork(3, 4, 10, n_layers=5, n_nodes=2)
     apply_fixed_architecture(fixed, architecture)
     assert fixed.cuda()(torch.randn(2, 3, 32, 32, device="cuda")).shape == (2, 10)
+
+
+def test_a_darts_step_replayed_as_a_cuda_graph_matches_the_eager_step() -> None:
+    states = []
+    for capture in (False, True):
+        torch.manual_seed(0)
+        model = DartsNetwork(3, 8, 10, n_layers=3, n_nodes=3)
+        trainer = DartsTrainer(
+            model,
+            train_data=cifar_shaped(6, 0),
+            valid_data=cifar_shaped(6, 1),
+            num_epochs=1,
+            device="cuda",
+            capture_step=capture,
+            arch_lr=0.01,
+            progress=False,
+        )
+        trainer.train_epoch(0)  # 3 eager warm-up steps, the recording, 2 replays
+        if capture:
+            assert trainer.capture_note is None
+        states.append(
+            ([a.detach().cpu() for a in trainer.alphas], {k: v.cpu() for k, v in model.state_dict().items()})
+        )
+    (alphas, weights), (alphas_replayed, weights_replayed) = states
+    for a, b in zip(alphas, alphas_replayed, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    for name, value in weights.items():
+        torch.testing.assert_close(value, weights_replayed[name], rtol=1e-3, atol=1e-4, msg=name)

@@ -86,6 +86,20 @@ def _reduce(outputs: list[Any], reduction: str) -> Any:
     return total / len(outputs) if reduction == "mean" else total
 
 
+def _same_tensors(outputs: Sequence[Any]) -> bool:
+    """Whether ``outputs`` are tensors that ``torch.stack`` takes as they are."""
+    first = outputs[0]
+    if not isinstance(first, torch.Tensor):
+        return False
+    return all(
+        isinstance(o, torch.Tensor)
+        and o.shape == first.shape
+        and o.dtype == first.dtype
+        and o.device == first.device
+        for o in outputs
+    )
+
+
 class _Choice(Mutable):
     """A decision over ``n`` candidates, held as a mask (see the module docstring)."""
 
@@ -141,14 +155,27 @@ class _Choice(Mutable):
             raise rules.no_architecture_error(f"{type(self).__name__} {self._key!r}")
         return self._mask
 
-    def _weighted(self, index: int, output: Any) -> Any:
+    def _finish(self, outputs: list[Any]) -> Any:
+        """Reduce the active candidates' outputs (in ``active`` order), weighted by a float mask.
+
+        Weights over tensors of one shape are applied at once (stack, one broadcast multiply, a
+        sum over the candidates) rather than a multiply per candidate and a chain of adds, so a
+        mixture costs three operator calls forward whatever its number of candidates. Not a
+        matrix product: its columns may round differently, and each candidate's weight gradient
+        here is the same reduction as before, so equal candidates still get equal gradients.
+        """
         mask = self._mask
         assert mask is not None
-        return output if mask.dtype == torch.bool else output * mask[index]
-
-    def _finish(self, outputs: list[Any]) -> Any:
-        out = _reduce(outputs, self.reduction)
-        return (out, self._mask) if self.return_mask else out
+        if mask.dtype == torch.bool:
+            out = _reduce(outputs, self.reduction)
+        elif self.reduction in ("sum", "mean") and len(outputs) > 1 and _same_tensors(outputs):
+            weights = mask if len(outputs) == mask.numel() else mask[self._active]
+            stacked = torch.stack(outputs)
+            out = (stacked * weights.to(stacked.dtype).view(-1, *[1] * (stacked.dim() - 1))).sum(0)
+            out = out / len(outputs) if self.reduction == "mean" else out
+        else:
+            out = _reduce([o * mask[i] for i, o in zip(self._active, outputs, strict=True)], self.reduction)
+        return (out, mask) if self.return_mask else out
 
 
 class LayerChoice(_Choice):
@@ -236,7 +263,7 @@ class LayerChoice(_Choice):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         self._require_mask()
         candidates = self.candidates
-        return self._finish([self._weighted(i, candidates[i](*args, **kwargs)) for i in self._active])
+        return self._finish([candidates[i](*args, **kwargs) for i in self._active])
 
 
 class InputChoice(_Choice):
@@ -279,7 +306,7 @@ class InputChoice(_Choice):
         optional_inputs = rules.inputs_in_order(
             f"InputChoice {self._key!r}", self.choose_from, optional_inputs
         )
-        return self._finish([self._weighted(i, optional_inputs[i]) for i in self._active])
+        return self._finish([optional_inputs[i] for i in self._active])
 
 
 def candidates_dict(*pairs: tuple[str, nn.Module]) -> OrderedDict[str, nn.Module]:

@@ -164,12 +164,13 @@ class OneShotTrainer(abc.ABC):
         self.valid_data = valid_data
         self.num_epochs = num_epochs
         self.optimizer = optimizer or torch.optim.SGD(
-            model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4
+            model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True
         )
         self.lr_scheduler = lr_scheduler
         self.loss_fn: LossFn = loss or cross_entropy
         self.metrics_fn: MetricsFn = metrics or accuracy
         self.grad_clip = grad_clip
+        self.autocast_cache = True  # off where a step is recorded as a CUDA graph
         self.amp_dtype: torch.dtype | None = None
         self.scaler: torch.amp.GradScaler | None = None
         if mixed_precision:
@@ -346,7 +347,7 @@ class OneShotTrainer(abc.ABC):
         """Mixed precision for a forward pass when it is on, else nothing."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype, cache_enabled=self.autocast_cache)
 
     def forward_loss(
         self, inputs: Any, targets: Any, model: nn.Module | None = None
@@ -370,13 +371,13 @@ class OneShotTrainer(abc.ABC):
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(optimizer)
             if clip is not None:
-                nn.utils.clip_grad_norm_(params, clip)
+                nn.utils.clip_grad_norm_(params, clip, foreach=True)
             self.scaler.step(optimizer)
             self.scaler.update()
             return
         loss.backward()
         if clip is not None:
-            nn.utils.clip_grad_norm_(params, clip)
+            nn.utils.clip_grad_norm_(params, clip, foreach=True)
         optimizer.step()
 
     def step_metrics(self, output: Any, targets: Any, loss: torch.Tensor) -> dict[str, float]:

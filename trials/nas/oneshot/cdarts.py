@@ -164,7 +164,7 @@ class CdartsTrainer(DartsTrainer):
             raise
         self.eval_model.to(self.device)
         self.eval_optimizer = eval_optimizer or torch.optim.SGD(
-            eval_model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4
+            eval_model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True
         )
         self.eval_lr_scheduler = eval_lr_scheduler
         self.temperature = temperature
@@ -275,7 +275,7 @@ class CdartsTrainer(DartsTrainer):
                 self.scaler.unscale_(optimizer)
         if self.grad_clip is not None:
             params = [p for group in self.eval_optimizer.param_groups for p in group["params"]]
-            nn.utils.clip_grad_norm_(params, self.grad_clip)
+            nn.utils.clip_grad_norm_(params, self.grad_clip, foreach=True)
         for optimizer in optimizers:
             if self.scaler is not None:
                 self.scaler.step(optimizer)

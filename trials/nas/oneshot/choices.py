@@ -62,10 +62,14 @@ class ChoiceGroup:
         return f"{kind} {self.key!r}"
 
     def apply_weights(self, weights: torch.Tensor) -> None:
-        """A weighted mixture of every candidate (each is run, scaled by its weight)."""
-        every = range(len(self))
+        """A weighted mixture of the candidates, each run and scaled by its weight; a summing
+        layer choice skips its ``none``/``zero`` candidates (their output is zero, so leaving them
+        out changes neither the sum nor any gradient; a mean would change its divisor)."""
+        every = list(range(len(self)))
+        zeros = set(self.zero_candidates()) if self.is_layer else set()
+        nonzero = [i for i in every if i not in zeros] or every
         for module in self.modules:
-            module.set_mask(weights, active=every)
+            module.set_mask(weights, active=nonzero if module.reduction == "sum" else every)
 
     def apply_indices(self, indices: Sequence[int], device: torch.device | str | None = None) -> None:
         """Only the candidates at ``indices`` are run (a sampled or final decision)."""

@@ -17,13 +17,15 @@ input choice with ``n_chosen=None`` keeps the inputs whose gate exceeds 0.5.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from trials.nas.oneshot.base import OneShotTrainer, cycle
+from trials.nas.oneshot.capture import StepCapture
 from trials.nas.oneshot.choices import ChoiceGroup
 
 
@@ -34,6 +36,10 @@ class DartsTrainer(OneShotTrainer):
     (the paper's 3e-4, (0.5, 0.999), 1e-3); ``unrolled``: second-order approximation;
     ``warmup_epochs``: epochs that train only the weights before the architecture moves.
     ``valid_data`` is the half of the training data that the architecture step uses.
+    ``capture_step``: record the first-order step (architecture and weight step together) as
+    a CUDA graph and replay it (see :mod:`.capture`); where it cannot be used (not CUDA,
+    ``unrolled``, float16 loss scaling, a failed recording) the step runs eagerly and
+    ``capture_note`` says why.
     """
 
     algorithm = "DARTS"
@@ -47,6 +53,7 @@ class DartsTrainer(OneShotTrainer):
         arch_weight_decay: float = 1e-3,
         unrolled: bool = False,
         warmup_epochs: int = 0,
+        capture_step: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
@@ -60,9 +67,25 @@ class DartsTrainer(OneShotTrainer):
         self.alphas = nn.ParameterList(
             nn.Parameter(1e-3 * torch.randn(len(group), device=self.device)) for group in self.groups
         )
+        blocker = "unrolled=True reads norms on the host" if unrolled else None
+        if blocker is None and self.scaler is not None:
+            blocker = "float16 loss scaling reads the gradients on the host"
+        self.capture = StepCapture(type(self).__name__, self.device, blocker) if capture_step else None
+        on_cuda = self.capture is not None and self.capture.active
         self.arch_optimizer = torch.optim.Adam(
-            self.alphas.parameters(), lr=arch_lr, betas=arch_betas, weight_decay=arch_weight_decay
+            self.alphas.parameters(),
+            lr=arch_lr,
+            betas=arch_betas,
+            weight_decay=arch_weight_decay,
+            foreach=True,
+            capturable=on_cuda,  # its step count on the device: no host sync in a recorded step
         )
+        if on_cuda:
+            self.autocast_cache = False  # CUDA graphs and autocast's weight cache do not mix
+        elif self.capture is not None:
+            warnings.warn(
+                f"{type(self).__name__}: capture_step runs eagerly: {self.capture.reason}", stacklevel=2
+            )
 
     def check_choice(self, group: ChoiceGroup) -> str | None:
         reduction = group.modules[0].reduction
@@ -87,13 +110,25 @@ class DartsTrainer(OneShotTrainer):
         return group.n_chosen * torch.softmax(alpha, dim=-1)
 
     def apply_mixture(self, detach: bool = False) -> None:
-        """Put the current mixture on every choice; ``detach`` when only the weights learn."""
+        """Put the current mixture on every choice; ``detach`` when only the weights learn.
+
+        Choices of one kind and length (DARTS' edges: every layer choice has 7 candidates) get
+        their weights from one softmax over their stacked alphas, rows being independent."""
+        buckets: dict[tuple[bool, int | None, int], list[tuple[ChoiceGroup, torch.Tensor]]] = {}
         for group, alpha in zip(self.groups, self.alphas, strict=True):
             if group.n_chosen == 0:
                 group.apply_indices([], self.device)
                 continue
-            weights = self._mixture(group, alpha.detach() if detach else alpha)
-            group.apply_weights(weights)
+            key = (group.is_layer, group.n_chosen, len(group))
+            buckets.setdefault(key, []).append((group, alpha.detach() if detach else alpha))
+        for members in buckets.values():
+            if len(members) == 1:
+                group, alpha = members[0]
+                group.apply_weights(self._mixture(group, alpha))
+                continue
+            rows = self._mixture(members[0][0], torch.stack([alpha for _, alpha in members])).unbind(0)
+            for (group, _), weights in zip(members, rows, strict=True):
+                group.apply_weights(weights)
 
     prepare_validation = apply_mixture
 
@@ -107,25 +142,55 @@ class DartsTrainer(OneShotTrainer):
                     out[group.key] = torch.sigmoid(alpha).tolist()
             return out
 
+    @property
+    def capture_note(self) -> str | None:
+        """Why ``capture_step`` runs the step eagerly (None while it replays a CUDA graph)."""
+        return self.capture.reason if self.capture is not None else "capture_step=False"
+
     # -- training -------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> None:
         valid = cycle(self.valid_data, f"{type(self).__name__}: valid_data")
         for batch in self.train_data:
             x_train, y_train = self.to_device(batch)
-            if self.architecture_learns(epoch):
+            learns = self.architecture_learns(epoch)
+            x_valid = y_valid = None
+            if learns:
                 x_valid, y_valid = self.to_device(next(valid))
+            if self.unrolled and learns:
                 self.arch_optimizer.zero_grad(set_to_none=True)
-                if self.unrolled:
-                    self._unrolled_gradient(x_train, y_train, x_valid, y_valid)
-                else:
-                    self.apply_mixture()
-                    _, loss = self.forward_loss(x_valid, y_valid)
-                    loss.backward()
+                self._unrolled_gradient(x_train, y_train, x_valid, y_valid)
                 self.arch_optimizer.step()
-            self.apply_mixture(detach=True)
-            output, loss = self.forward_loss(x_train, y_train)
-            self.optimize(loss, self.optimizer, clip=self.grad_clip)
+                output, loss = self._search_step(False, x_train, y_train)
+            elif (
+                self.capture is not None
+                and self.capture.active
+                and _all_tensors(x_train, y_train, x_valid, y_valid)
+            ):
+                lrs = tuple(g["lr"] for o in (self.optimizer, self.arch_optimizer) for g in o.param_groups)
+                inputs = (x_train, y_train) + ((x_valid, y_valid) if learns else ())
+                output, loss = self.capture.run((learns, lrs), self._search_step_of(learns), inputs)
+            else:
+                output, loss = self._search_step(learns, x_train, y_train, x_valid, y_valid)
             self.step_done(self.step_metrics(output, y_train, loss))
+
+    def _search_step_of(self, learns: bool) -> Callable[..., tuple[Any, torch.Tensor]]:
+        return lambda *inputs: self._search_step(learns, *inputs)
+
+    def _search_step(
+        self, learns: bool, x_train: Any, y_train: Any, x_valid: Any = None, y_valid: Any = None
+    ) -> tuple[Any, torch.Tensor]:
+        """First order: alpha on the validation batch (if ``learns``), then the weights; no host sync."""
+        if learns:
+            self.arch_optimizer.zero_grad(set_to_none=True)
+            self.apply_mixture()
+            _, loss = self.forward_loss(x_valid, y_valid)
+            # only alpha's gradient: the weights' would be discarded by the weight step
+            loss.backward(inputs=list(self.alphas))
+            self.arch_optimizer.step()
+        self.apply_mixture(detach=True)
+        output, loss = self.forward_loss(x_train, y_train)
+        self.optimize(loss, self.optimizer, clip=self.grad_clip)
+        return output, loss
 
     def _unrolled_gradient(self, x_train: Any, y_train: Any, x_valid: Any, y_valid: Any) -> None:
         """Second order: the validation loss at w' = w - lr * dL_train/dw, differentiated in alpha."""
@@ -224,3 +289,8 @@ class DartsTrainer(OneShotTrainer):
             for alpha, saved in zip(self.alphas, state["alphas"], strict=True):
                 alpha.copy_(saved)
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+
+
+def _all_tensors(*items: Any) -> bool:
+    """Whether a step's inputs are tensors (or absent), as a recorded graph needs."""
+    return all(item is None or isinstance(item, torch.Tensor) for item in items)

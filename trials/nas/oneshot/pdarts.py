@@ -50,7 +50,7 @@ _INSTEAD = {
 
 def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     """The paper's: SGD, learning rate 0.025, momentum 0.9, weight decay 3e-4."""
-    return torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4)
+    return torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=True)
 
 
 def default_lr_scheduler(optimizer: torch.optim.Optimizer, epochs: int) -> Any:
@@ -226,7 +226,7 @@ class PdartsTrainer(DartsTrainer):
             else:
                 alphas.append(nn.Parameter(1e-3 * torch.randn(len(group), device=self.device)))
         self.alphas = nn.ParameterList(alphas)
-        self.arch_optimizer = torch.optim.Adam(self.alphas.parameters(), **self._arch_settings)
+        self.arch_optimizer = torch.optim.Adam(self.alphas.parameters(), foreach=True, **self._arch_settings)
         self._install_skip_dropout()
 
     def _new_network(self, depth: int) -> nn.Module:

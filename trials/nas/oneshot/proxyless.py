@@ -116,7 +116,11 @@ class ProxylessTrainer(OneShotTrainer):
             nn.Parameter(torch.zeros(len(g), device=self.device)) for g in self.groups
         )
         self.arch_optimizer = torch.optim.Adam(
-            self.alphas.parameters(), lr=arch_lr, betas=arch_betas, weight_decay=arch_weight_decay
+            self.alphas.parameters(),
+            lr=arch_lr,
+            betas=arch_betas,
+            weight_decay=arch_weight_decay,
+            foreach=True,
         )
         self._costs: list[torch.Tensor] = []
         if latency_table is not None:

@@ -112,8 +112,14 @@ class FactorizedReduce(nn.Module):
         self.bn = batchnorm(c_out, affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # same size as x, so odd sizes work too
+        return self.after_relu(self.relu(x))
+
+    def after_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything but the leading ReLU, for a caller that shares one ReLU among candidates."""
+        if x.shape[-1] % 2 or x.shape[-2] % 2:  # padded to x's size, so that odd sizes lose no row
+            shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        else:  # the stride-2 conv never reads the pad's row and column: leave them out
+            shifted = x[:, :, 1:, 1:]
         return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
 
 
