@@ -6,7 +6,8 @@ manager and its loop, the store on a real SQLite file, and the REST API served b
 (``bench/_reporting_cluster.py``): ``--trials`` of them run at once (trialConcurrency and
 maxTrialNumber = ``--trials``), each reporting an intermediate result every clock second (``--every``) for a
 clock hour, with the Random tuner answering from the NAS-Bench-201 space (15,625 cells). The
-daemon polls each trial's channel every 0.25 real seconds, as it does for real trials.
+daemon polls each trial's channel as it does for real trials: every 0.25 real seconds, slower past
+1,000 polls per second in all (``manager.loop.follow.FollowPace``).
 
 ``--speed`` is clock seconds per real second: at 1, each trial reports once per real second, the
 load a real cluster makes (1,000 trials = 1,000 reports/s); faster clocks stand for more trials
