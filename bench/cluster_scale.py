@@ -6,7 +6,8 @@ manager and its loop, the store on a real SQLite file, and the REST API served b
 (``bench/_reporting_cluster.py``): ``--trials`` of them run at once (trialConcurrency and
 maxTrialNumber = ``--trials``), each reporting an intermediate result every clock second (``--every``) for a
 clock hour, with the Random tuner answering from the NAS-Bench-201 space (15,625 cells). The
-daemon polls each trial's channel every 0.25 real seconds, as it does for real trials.
+daemon polls each trial's channel as it does for real trials: every 0.25 real seconds, slower past
+1,000 polls per second in all (``manager.loop.follow.FollowPace``).
 
 ``--speed`` is clock seconds per real second: at 1, each trial reports once per real second, the
 load a real cluster makes (1,000 trials = 1,000 reports/s); faster clocks stand for more trials
@@ -20,7 +21,8 @@ its own process) polls a page of trials and the metrics since its last id every
 - store transactions/s, and the writer thread's busy share (1.0: the writer is saturated);
 - daemon CPU in cores and per event: process CPU minus what the simulated cluster spent writing
   reports (measured by its ticker); the loop thread's and the writer thread's own shares;
-- RSS peak; the event loop's lag p95 (a 50 ms heartbeat's lateness);
+- RSS at the window's end, and its peak (through the stop, when every trial ends at once);
+  the event loop's lag p95 (a 50 ms heartbeat's lateness);
 - REST p95 of each route.
 
 Then the experiment is stopped (its time is printed) and every report written must be stored
@@ -128,7 +130,8 @@ class Result:
     writer_thread_cores: float
     writer_busy: float
     simulator_cores: float
-    rss_peak_mb: float
+    rss_peak_mb: float  # through the stop, when every trial ends at once
+    rss_window_mb: float  # at the window's end: what the running trials hold
     loop_lag_p95_ms: float
     page_p95_ms: float
     metrics_p95_ms: float
@@ -280,6 +283,7 @@ async def run(
     first = snapshot(record.id)
     await asyncio.sleep(window)
     last = snapshot(record.id)
+    rss_window = process.memory_info().rss
     monitor.recording = False
     poller.stdin.write("stop\n")
     poller.stdin.flush()
@@ -320,6 +324,7 @@ async def run(
         writer_busy=round((last.writer_busy - first.writer_busy) / elapsed, 3),
         simulator_cores=round(simulator / elapsed, 3),
         rss_peak_mb=round(monitor.rss_peak / 2**20, 1),
+        rss_window_mb=round(rss_window / 2**20, 1),
         loop_lag_p95_ms=round(percentile_ms(monitor.lags, 95), 1),
         page_p95_ms=round(percentile_ms(rest["page"], 95), 1),
         metrics_p95_ms=round(percentile_ms(rest["metrics"], 95), 1),
@@ -340,7 +345,8 @@ def report(result: Result) -> str:
             f"store transactions/s {r.transactions_per_second:,.0f}, writer busy {r.writer_busy:.0%}",
             f"  daemon CPU {r.daemon_cores:.2f} cores = {r.cpu_us_per_event} us/event "
             f"(loop thread {r.loop_thread_cores:.2f}, writer {r.writer_thread_cores:.2f}; "
-            f"simulated cluster {r.simulator_cores:.2f} not counted); RSS peak {r.rss_peak_mb} MB; "
+            f"simulated cluster {r.simulator_cores:.2f} not counted); RSS {r.rss_window_mb} MB "
+            f"(peak {r.rss_peak_mb} MB through the stop); "
             f"loop lag p95 {r.loop_lag_p95_ms} ms",
             f"  REST p95: trial page {r.page_p95_ms} ms, metrics since an id {r.metrics_p95_ms} ms "
             f"({r.rest_requests} requests, {r.rest_failures} failed)",

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from manager.clock import Clock
 from manager.loop.active_trial import ActiveTrial, TrialEnd
@@ -17,6 +17,29 @@ from trials.metrics import MetricReport
 from trials.status import TrialStatus
 
 log = logging.getLogger(__name__)
+
+
+#: Metric polls per real second that one daemon makes at most, all followed trials together.
+POLLS_PER_SECOND = 1000.0
+
+
+class FollowPace:
+    """How often each followed trial is polled: every ``poll_seconds`` (0.25 s) while few are
+    followed, and slower past :data:`POLLS_PER_SECOND` in all, so that the polls cost the same
+    at 10,000 trials as at 250 (a trial reporting faster sends bigger chunks, not more polls).
+
+    One per daemon, shared by every experiment's followers (the event loop is theirs to share).
+    """
+
+    def __init__(self, polls_per_second: float = POLLS_PER_SECOND) -> None:
+        if polls_per_second <= 0:
+            raise ValueError(f"polls_per_second must be > 0, not {polls_per_second}")
+        self.polls_per_second = polls_per_second
+        self.followed = 0
+
+    def interval(self, poll_seconds: float) -> float:
+        """Real seconds between one trial's polls, ``poll_seconds`` (real) at the least."""
+        return max(poll_seconds, self.followed / self.polls_per_second)
 
 
 @dataclass
@@ -39,6 +62,8 @@ class TrialFollower:
     on_storage_failure: Callable[[StorageError], None]
     #: Hears that intermediate results of the trial were stored (the assessor judges them).
     on_intermediate: Callable[[ActiveTrial], None] | None = None
+    #: Spreads the polls of many followed trials (one pace per daemon; a lone follower's own).
+    pace: FollowPace = field(default_factory=FollowPace)
 
     async def follow(self) -> None:
         """Poll until ``active.tail_stop`` is set (the trial's process has ended)."""
@@ -47,11 +72,12 @@ class TrialFollower:
         # one waiter for the whole follow, not a task made and cancelled per poll (wait_for):
         # at 1,000 trials the polls are most of what the event loop does
         stopped = asyncio.ensure_future(stop.wait())
+        self.pace.followed += 1
         try:
             while True:
                 # wait first: a trial that ends within one interval (most of a fast search) is read
                 # once, at its exit, and costs no poll at all
-                await asyncio.wait((stopped,), timeout=interval)
+                await asyncio.wait((stopped,), timeout=self.pace.interval(interval))
                 if stop.is_set():
                     return
                 try:
@@ -62,6 +88,7 @@ class TrialFollower:
                 except Exception as exc:  # a store hiccup must not end the trial; the final read retries
                     log.warning("trial %s: reading its metrics failed: %s", self.active.id, exc)
         finally:
+            self.pace.followed -= 1
             stopped.cancel()
 
     async def ingest(self) -> None:

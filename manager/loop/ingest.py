@@ -9,6 +9,7 @@ last chunk with its end (:func:`ingest_all_but_last`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from manager.crash_points import crash_point
@@ -69,13 +70,14 @@ async def _ingest(
         if keep_last and not chunk.more:
             return offset, FinalMetrics(offset, chunk.offset, tuple(chunk.reports), tuple(chunk.invalid))
         crash_point("metrics.before_commit")
-        result = await store.call(
-            store.ingest_metrics,
-            spec.trial_id,
-            expected_offset=offset,
-            new_offset=chunk.offset,
-            reports=chunk.reports,
-            invalid=chunk.invalid,
+        result = await asyncio.wrap_future(
+            store.submit_ingest(
+                spec.trial_id,
+                expected_offset=offset,
+                new_offset=chunk.offset,
+                reports=chunk.reports,
+                invalid=chunk.invalid,
+            )
         )
         offset = result.offset
         if result.final is not None and on_final is not None:

@@ -25,7 +25,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from manager.clock import Clock
@@ -37,7 +37,7 @@ from manager.loop.early_stop import EarlyStopping
 from manager.loop.ending import StopRequest, await_exit, room_left, seconds_text
 from manager.loop.errors import InvalidState
 from manager.loop.failure_streak import FailureStreak
-from manager.loop.follow import TrialFollower
+from manager.loop.follow import FollowPace, TrialFollower
 from manager.loop.launch import packed_parameter, submit_telling_why_it_waits
 from manager.loop.recovery import resolve_launch, settle_unwatched
 from manager.loop.tuner_session import TunerSession, TunerState
@@ -64,6 +64,8 @@ class RunnerSettings:
     clock: Clock
     metric_poll_seconds: float
     gpu_inventory: Callable[[], list[GpuInfo]] | None = None  # None: nvidia-smi
+    #: The daemon's one metric-poll pace, shared by every experiment's trials.
+    follow_pace: FollowPace = field(default_factory=FollowPace)
 
 
 class ExperimentRunner(EarlyStopping):
@@ -464,6 +466,7 @@ class ExperimentRunner(EarlyStopping):
             on_final=lambda trial, report: self.tuner.result(trial.record, report.value),
             on_intermediate=self._intermediate_stored,
             on_storage_failure=self._fail_storage,
+            pace=self.settings.follow_pace,
         )
         try:
             tail = asyncio.create_task(follower.follow())

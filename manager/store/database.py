@@ -3,8 +3,11 @@
 SQLAlchemy 2 over SQLite in WAL mode (``$NASCTL_HOME/nasctl.db``) or PostgreSQL
 (``postgresql+psycopg://...``; the reserve and WAL are SQLite's only); other databases are refused.
 SQLite allows one writer at a time, and a second writer waits or fails with "database is
-locked"; so every write goes through ONE thread that owns ONE connection, in submission order.
-Readers use their own pooled connections and, thanks to WAL, never wait for the writer.
+locked"; so every write goes through ONE thread that owns ONE connection
+(:class:`~manager.store.writer.WriterThread`): urgent writes in submission order, and metric
+ingests, queued behind them, grouped into one transaction with a SAVEPOINT each (see
+:meth:`Database.submit_grouped`). Readers use their own pooled connections and, thanks to WAL,
+never wait for the writer.
 
 Callers on the asyncio loop use :meth:`Database.call` (the work runs on the writer thread and
 the loop awaits it); plain threads (the REST routes run in a thread pool) call the methods
@@ -17,8 +20,8 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +33,7 @@ from sqlalchemy.orm import Session
 from manager import profiling
 from manager.store.disk import RESERVE_SUFFIX, StorageError, make_reserve, storage_problem
 from manager.store.schema import create_schema, sqlite_pragmas
+from manager.store.writer import Outcome, WriterThread
 
 T = TypeVar("T")
 D = TypeVar("D", bound="Database")
@@ -90,12 +94,14 @@ class Database:
         self._is_sqlite = db_url.startswith("sqlite")
         self._write_engine = self._engine(pool_size=1)
         self._read_engine = self._engine(pool_size=8)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasctl-db-writer")
+        self._writer: WriterThread[Callable[[Session], Any]] = WriterThread(
+            "nasctl-db-writer", self._run_group
+        )
         self._writer_ident: int | None = None
         self._profile: object | None = None
         self._writer.submit(self._remember_writer).result()
         if self._write_engine.dialect.name == "postgresql" and not self._write(_lock_postgres):
-            self._writer.shutdown(wait=True)
+            self._writer.shutdown()
             self._write_engine.dispose()
             self._read_engine.dispose()
             raise DatabaseInUse(f"another nasctl daemon uses the database {masked_url(db_url)}")
@@ -143,7 +149,7 @@ class Database:
             return
         self._closed = True
         self._writer.submit(profiling.stop, getattr(self, "_profile", None))
-        self._writer.shutdown(wait=True)
+        self._writer.shutdown()
         self._write_engine.dispose()
         self._read_engine.dispose()
 
@@ -157,6 +163,37 @@ class Database:
             if problem is None:
                 raise
             raise StorageError(f"cannot write the database {self._where()}: {problem}") from exc
+
+    def _run_group(self, items: Sequence[Callable[[Session], Any]]) -> list[Outcome]:
+        """Grouped writes in ONE transaction, each in its own SAVEPOINT: one item's failure (an
+        unknown trial, bad data) rolls back that item only. A lone item runs as an urgent write
+        does (no savepoint). A full or failing disk fails the whole group (:class:`StorageError`).
+        """
+        if len(items) == 1:
+            try:
+                return [Outcome(self._run_write(items[0]))]
+            except StorageError:
+                raise
+            except Exception as exc:
+                return [Outcome(error=exc)]
+
+        def group(session: Session) -> list[Outcome]:
+            if self._is_sqlite:  # pysqlite opens no transaction before a SAVEPOINT, whose RELEASE
+                session.connection().exec_driver_sql("BEGIN")  # would then commit each item alone
+            outcomes = []
+            for item in items:
+                try:
+                    with session.begin_nested():
+                        outcomes.append(Outcome(item(session)))
+                except (OperationalError, DBAPIError, OSError) as exc:
+                    if storage_problem(exc) is not None:
+                        raise
+                    outcomes.append(Outcome(error=exc))
+                except Exception as exc:
+                    outcomes.append(Outcome(error=exc))
+            return outcomes
+
+        return self._run_write(group)
 
     def _where(self) -> str:
         return self._write_engine.url.database or self.db_url if self._is_sqlite else masked_url(self.db_url)
@@ -206,6 +243,19 @@ class Database:
     def submit(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         """Run a store method on the writer thread; the future resolves with its result."""
         return self._writer.submit(method, *args, **kwargs)
+
+    def submit_grouped(self, fn: Callable[[Session], T]) -> Future[T]:
+        """Run ``fn`` in a transaction shared with the other grouped writes queued with it, after
+        every urgent write (:meth:`submit`, :meth:`_write`) queued before it runs. For writes
+        that come by the thousand and may wait (metric ingests); the future resolves once stored.
+        """
+        return self._writer.submit_grouped(fn)
+
+    def _write_grouped(self, fn: Callable[[Session], T]) -> T:
+        """:meth:`submit_grouped`, waited for; on the writer thread itself, a plain write."""
+        if threading.get_ident() == self._writer_ident:
+            return self._run_write(fn)
+        return self.submit_grouped(fn).result()
 
     async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Await a store method from the event loop without blocking it."""

@@ -8,6 +8,7 @@ sorts with the missing ones; its JSON keeps the NaN.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from sqlalchemy import select
@@ -88,13 +89,29 @@ class MetricQueries(Database):
         reports: Sequence[MetricReport],
         invalid: Sequence[str] = (),
     ) -> IngestResult:
-        """Store the records read from ``expected_offset`` up to ``new_offset`` in ONE transaction.
+        """Store the records read from ``expected_offset`` up to ``new_offset`` atomically.
 
         The offset moves only if it still is ``expected_offset``, so a chunk is never stored
         twice, and only together with its records, so none is lost. The first FINAL record sets
         the trial's final metric; a later FINAL is kept as a metric and logged as an event.
+        Other trials' chunks queued with it share its transaction (each in its own savepoint).
         """
-        return self._write(
+        return self._write_grouped(
+            lambda session: store_metrics(session, trial_id, expected_offset, new_offset, reports, invalid)
+        )
+
+    def submit_ingest(
+        self,
+        trial_id: str,
+        *,
+        expected_offset: int,
+        new_offset: int,
+        reports: Sequence[MetricReport],
+        invalid: Sequence[str] = (),
+    ) -> Future[IngestResult]:
+        """:meth:`ingest_metrics` without waiting: queued behind launches and ends, grouped with
+        the other ingests queued with it (see ``Database.submit_grouped``)."""
+        return self.submit_grouped(
             lambda session: store_metrics(session, trial_id, expected_offset, new_offset, reports, invalid)
         )
 
