@@ -57,7 +57,7 @@ import uvicorn
 REPO = Path(__file__).resolve().parents[1]
 for path in (REPO, REPO / "examples" / "nb201"):
     if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+        sys.path.append(str(path))  # last: nb201's model.py must not shadow another example's
 
 from _reporting_cluster import ReportingCluster  # noqa: E402
 from nb201_table import search_space  # noqa: E402

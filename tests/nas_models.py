@@ -25,14 +25,25 @@ class NoSkip(nn.Module):
         return None
 
 
-def digits_net(skip: bool = True) -> nn.Module:
-    """A fresh ``DigitsNet`` from the example folder (imported the way the example imports it);
-    ``skip=False`` fixes its input choice off, leaving a space of layer choices only (ProxylessNAS')."""
-    if str(DIGITS_DIR) not in sys.path:
-        sys.path.insert(0, str(DIGITS_DIR))
+def digits_model_class() -> type[nn.Module]:
+    """``DigitsNet`` of examples/digits, imported the way the example imports it (``model`` beside
+    ``data``), whichever other example's ``model`` an earlier test or bench put on the path."""
+    folder = str(DIGITS_DIR)
+    if sys.path[:1] != [folder]:
+        sys.path.insert(0, folder)
+    for name in ("model", "data"):
+        cached = sys.modules.get(name)
+        if cached is not None and Path(getattr(cached, "__file__", "") or "").parent != DIGITS_DIR:
+            del sys.modules[name]
     from model import DigitsNet
 
-    model = DigitsNet()
+    return DigitsNet
+
+
+def digits_net(skip: bool = True) -> nn.Module:
+    """A fresh ``DigitsNet`` from the example folder; ``skip=False`` fixes its input choice off,
+    leaving a space of layer choices only (ProxylessNAS')."""
+    model = digits_model_class()()
     if not skip:
         model.skip = NoSkip()
     return model

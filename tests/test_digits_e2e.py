@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from nas_models import DIGITS_DIR
+from nas_models import DIGITS_DIR, digits_model_class
 
 from trials.nas import apply_fixed_architecture
 from trials.searchspace import SearchSpace
@@ -44,10 +44,7 @@ def test_three_digits_trials_run_end_to_end(daemon, tmp_path) -> None:
     assert best["finalMetric"] == max(t["finalMetric"] for t in trials)
     arch_file = tmp_path / "best.json"
     arch_file.write_text(json.dumps(best["parameters"]))
-    sys.path.insert(0, str(DIGITS_DIR))
-    from model import DigitsNet
-
-    apply_fixed_architecture(DigitsNet(), arch_file)
+    apply_fixed_architecture(digits_model_class()(), arch_file)
     retrain = subprocess.run(
         [sys.executable, "retrain.py", "--arch", str(arch_file), "--epochs", "1"],
         cwd=DIGITS_DIR,
