@@ -8,7 +8,6 @@ and creates nothing.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import replace
@@ -39,8 +38,6 @@ from trials.searchspace import SearchSpace
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-#: Platforms a config may name that are not available yet -> why, for the message.
-_PLANNED_PLATFORMS: dict[str, str] = {}
 #: Ray's actor scheduling, by the names of its placement strategies.
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD")
 #: Ray refuses resource amounts finer than this.
@@ -549,12 +546,12 @@ class _Parser(ValueReader):
     def ray_amount(self, entry: Entry) -> float:
         value = entry.value
         allowed = "a number > 0 (fractions in steps of 0.0001)"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}")
-        if value <= 0 or value > MAX_COUNT:  # first: round() of a huge value overflows
-            raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}")
-        steps = value / _RESOURCE_STEP
-        if abs(steps - round(steps)) > 1e-6:
+        number = not isinstance(value, bool) and isinstance(value, (int, float))
+        # the range before the steps: round() of a huge or infinite amount overflows
+        if (
+            not (number and 0 < value <= MAX_COUNT)
+            or abs(value / _RESOURCE_STEP - round(value / _RESOURCE_STEP)) > 1e-6
+        ):
             raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}")
         return float(value)
 
@@ -565,10 +562,6 @@ class _Parser(ValueReader):
         if isinstance(value, str) and value in available:
             return value
         allowed = _one_of(available)
-        if isinstance(value, str) and value in _PLANNED_PLATFORMS:
-            raise self.fail(
-                entry.label, f"{value!r} is not available yet ({_PLANNED_PLATFORMS[value]}); use {allowed}"
-            )
         hint = did_you_mean(value, available) if isinstance(value, str) else ""
         raise self.fail(entry.label, f"must be {allowed}, got {describe(value)}{hint}")
 
